@@ -1,0 +1,42 @@
+# `make test` and `make run` work on a fresh Debian bookworm machine: they install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8080
+
+.PHONY: all install sandbox-deps test lint run sandbox bench clean
+
+all: test
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# etcd, kubectl and a kube-apiserver built from Debian's sources (cached under ~/.cache).
+sandbox-deps:
+	bash tests/sandbox/install.sh >/dev/null
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install sandbox-deps lint
+	$(PY) -m pytest -q
+
+# The service on the local sandbox with demo runs, all functions behind one router on $(PORT).
+run: install sandbox-deps
+	PORT=$(PORT) $(PY) -m tests.sandbox.demo
+
+# The sandbox alone, with a demo scenario on a loop; prints the kubeconfig path.
+sandbox: install sandbox-deps
+	$(PY) -m tests.sandbox
+
+bench: install sandbox-deps
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

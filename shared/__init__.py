@@ -1,0 +1,1 @@
+"""Tekton access library shared by every function of tekton-pipeline-listener."""

@@ -1,0 +1,523 @@
+"""A real Kubernetes control plane on loopback: etcd + kube-apiserver + a kubelet stand-in.
+
+`Cluster.start()` brings it up on free ports with generated TLS, static bearer tokens (an admin,
+ServiceAccount identities for RBAC tests, and an identity with no rights), installs Tekton's
+CRDs and registers the kubelet stand-in as a Node. `stop()` (or the context manager) ends every
+process it started.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import binaries, crds
+from .kubelet import KubeletStandIn, LogStore
+
+NODE_NAME = "sandbox-node"
+LISTENER_NAMESPACE = "tekton-pipelines"
+LISTENER_SERVICE_ACCOUNT = "tekton-pipeline-listener"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A static bearer token and who the apiserver takes it for."""
+
+    token: str
+    user: str
+    groups: tuple[str, ...] = ()
+
+    @classmethod
+    def service_account(cls, namespace: str, name: str) -> Identity:
+        return cls(
+            token=secrets.token_hex(24),
+            user=f"system:serviceaccount:{namespace}:{name}",
+            groups=("system:serviceaccounts", f"system:serviceaccounts:{namespace}"),
+        )
+
+
+def _run(args: list[str], cwd: Path) -> None:
+    subprocess.run(args, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+class _Certs:
+    """A CA and the leaf certificates the control plane needs, made with openssl."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        _run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "30",
+                "-subj",
+                "/CN=sandbox-ca",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+            ],
+            directory,
+        )
+        self.leaf("apiserver", "/CN=kube-apiserver", "IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc")
+        self.leaf("kubelet", f"/CN=system:node:{NODE_NAME}", "IP:127.0.0.1,DNS:localhost", client=False)
+        self.leaf("kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "", client=True)
+        _run(["openssl", "genrsa", "-out", "sa.key", "2048"], directory)
+        _run(["openssl", "rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"], directory)
+
+    def leaf(self, name: str, subject: str, san: str, client: bool = False) -> None:
+        ext = self.dir / f"{name}.ext"
+        usage = "clientAuth" if client else "serverAuth"
+        lines = ["basicConstraints=CA:FALSE", "keyUsage=digitalSignature,keyEncipherment", f"extendedKeyUsage={usage}"]
+        if san:
+            lines.append(f"subjectAltName={san}")
+        ext.write_text("\n".join(lines) + "\n")
+        _run(
+            [
+                "openssl",
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                subject,
+                "-keyout",
+                f"{name}.key",
+                "-out",
+                f"{name}.csr",
+            ],
+            self.dir,
+        )
+        _run(
+            [
+                "openssl",
+                "x509",
+                "-req",
+                "-in",
+                f"{name}.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "30",
+                "-extfile",
+                ext.name,
+                "-out",
+                f"{name}.crt",
+            ],
+            self.dir,
+        )
+
+    def path(self, name: str) -> str:
+        return str(self.dir / name)
+
+
+@dataclass
+class Cluster:
+    """A running sandbox. Use `Cluster.start()`; it is also a context manager."""
+
+    workdir: Path
+    server: str
+    ca_file: str
+    admin: Identity
+    listener: Identity
+    nobody: Identity
+    identities: dict[str, Identity]
+    store: LogStore
+    kubelet: KubeletStandIn
+    _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    _owns_workdir: bool = True
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls, workdir: Path | None = None, extra_identities: Iterable[Identity] = (), install_extra_crds: bool = False
+    ) -> Cluster:
+        apiserver_bin = binaries.kube_apiserver()
+        etcd_bin = binaries.etcd()
+        owns = workdir is None
+        workdir = Path(workdir or tempfile.mkdtemp(prefix="tpl-sandbox-"))
+        workdir.mkdir(parents=True, exist_ok=True)
+        certs = _Certs(workdir)
+
+        admin = Identity(secrets.token_hex(24), "sandbox-admin", ("system:masters",))
+        listener = Identity.service_account(LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT)
+        nobody = Identity(secrets.token_hex(24), "sandbox-nobody", ())
+        identities = {"admin": admin, "listener": listener, "nobody": nobody}
+        for extra in extra_identities:
+            identities[extra.user] = extra
+        with open(workdir / "tokens.csv", "w") as out:
+            for ident in identities.values():
+                groups = ",".join(ident.groups)
+                out.write(f'{ident.token},{ident.user},{ident.user},"{groups}"\n')
+
+        store = LogStore()
+        kubelet = KubeletStandIn(
+            store, certs.path("kubelet.crt"), certs.path("kubelet.key"), certs.path("ca.crt")
+        ).start()
+        cluster = cls(
+            workdir=workdir,
+            server="",
+            ca_file=certs.path("ca.crt"),
+            admin=admin,
+            listener=listener,
+            nobody=nobody,
+            identities=identities,
+            store=store,
+            kubelet=kubelet,
+            _owns_workdir=owns,
+        )
+        _live.append(cluster)
+        try:
+            etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
+            etcd_url = f"http://127.0.0.1:{etcd_port}"
+            cluster._spawn(
+                "etcd",
+                [
+                    etcd_bin,
+                    "--data-dir",
+                    str(workdir / "etcd"),
+                    "--name",
+                    "sandbox",
+                    "--listen-client-urls",
+                    etcd_url,
+                    "--advertise-client-urls",
+                    etcd_url,
+                    "--listen-peer-urls",
+                    f"http://127.0.0.1:{peer_port}",
+                    "--initial-advertise-peer-urls",
+                    f"http://127.0.0.1:{peer_port}",
+                    "--initial-cluster",
+                    f"sandbox=http://127.0.0.1:{peer_port}",
+                    "--unsafe-no-fsync",
+                    "--log-level",
+                    "error",
+                ],
+            )
+            cluster.server = f"https://127.0.0.1:{api_port}"
+            cluster._spawn("kube-apiserver", cluster._apiserver_args(apiserver_bin, certs, etcd_url, api_port))
+            cluster.wait_ready()
+            cluster.write_kubeconfig(workdir / "kubeconfig", admin)
+            cluster._bootstrap(install_extra_crds)
+        except BaseException:
+            cluster.stop()
+            raise
+        return cluster
+
+    def _apiserver_args(self, binary: str, certs: _Certs, etcd_url: str, port: int) -> list[str]:
+        return [
+            binary,
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={port}",
+            "--insecure-port=0",
+            f"--cert-dir={self.workdir / 'apiserver-certs'}",
+            f"--tls-cert-file={certs.path('apiserver.crt')}",
+            f"--tls-private-key-file={certs.path('apiserver.key')}",
+            f"--client-ca-file={certs.path('ca.crt')}",
+            f"--token-auth-file={self.workdir / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            f"--service-account-key-file={certs.path('sa.pub')}",
+            f"--service-account-signing-key-file={certs.path('sa.key')}",
+            "--service-account-issuer=https://kubernetes.default.svc",
+            "--service-cluster-ip-range=10.96.0.0/24",
+            f"--kubelet-client-certificate={certs.path('kubelet-client.crt')}",
+            f"--kubelet-client-key={certs.path('kubelet-client.key')}",
+            f"--kubelet-certificate-authority={certs.path('ca.crt')}",
+            "--kubelet-preferred-address-types=InternalIP",
+            # No controller-manager here: nothing would create the `default` ServiceAccount.
+            "--disable-admission-plugins=ServiceAccount",
+            "--enable-priority-and-fairness=false",
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--logtostderr=true",
+            "--v=0",
+        ]
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        log = open(self.workdir / f"{name}.log", "wb")
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        self._procs.append(proc)
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            for proc in self._procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}); see {self.workdir}")
+            try:
+                status, body = self.raw("GET", "/readyz", self.admin)
+                if status == 200:
+                    return
+                last = body[:300]
+            except (OSError, urllib.error.URLError) as err:
+                last = str(err)
+            time.sleep(0.1)
+        raise TimeoutError(f"kube-apiserver not ready after {timeout}s: {last}")
+
+    def stop(self) -> None:
+        for proc in reversed(self._procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in reversed(self._procs):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        self._procs.clear()
+        self.kubelet.stop()
+        if self in _live:
+            _live.remove(self)
+        if self._owns_workdir and not os.environ.get("SANDBOX_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- access ----------------------------------------------------------------------------------
+    def write_kubeconfig(self, path: Path, identity: Identity, namespace: str = LISTENER_NAMESPACE) -> Path:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {"name": "sandbox", "cluster": {"server": self.server, "certificate-authority": self.ca_file}}
+            ],
+            "users": [{"name": identity.user, "user": {"token": identity.token}}],
+            "contexts": [
+                {"name": "sandbox", "context": {"cluster": "sandbox", "user": identity.user, "namespace": namespace}}
+            ],
+            "current-context": "sandbox",
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.workdir / "kubeconfig"
+
+    def raw(
+        self,
+        method: str,
+        path: str,
+        identity: Identity | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> tuple[int, str]:
+        """One plain HTTPS request to the apiserver; returns (status, body text)."""
+        data = None
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        req = urllib.request.Request(self.server + path, data=data, method=method)
+        if identity is not None:
+            req.add_header("Authorization", f"Bearer {identity.token}")
+        if data is not None:
+            req.add_header("Content-Type", content_type)
+        context = ssl.create_default_context(cafile=self.ca_file)
+        try:
+            with urllib.request.urlopen(req, context=context, timeout=timeout) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        identity: Identity | None = None,
+        content_type: str = "application/json",
+        ok: Iterable[int] = (200, 201),
+    ) -> dict[str, Any]:
+        """A JSON request as `identity` (admin by default); raises on an unexpected status."""
+        status, text = self.raw(method, path, identity or self.admin, body, content_type)
+        if status not in tuple(ok):
+            raise ApiError(status, text, method, path)
+        return json.loads(text) if text else {}
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Creates `obj` (or replaces it if it exists), by kind, as admin."""
+        path = collection_path(obj)
+        status, text = self.raw("POST", path, self.admin, obj)
+        if status == 409:
+            name = obj["metadata"]["name"]
+            current = self.api("GET", f"{path}/{name}")
+            obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}}
+            return self.api("PUT", f"{path}/{name}", obj)
+        if status not in (200, 201):
+            raise ApiError(status, text, "POST", path)
+        return json.loads(text)
+
+    def client_configuration(self, identity: Identity | None = None) -> Any:
+        """A `kubernetes.client.Configuration` for `identity` (admin by default)."""
+        from kubernetes import client
+
+        config = client.Configuration()
+        config.host = self.server
+        config.ssl_ca_cert = self.ca_file
+        config.api_key = {"authorization": f"Bearer {(identity or self.admin).token}"}
+        return config
+
+    def ensure_namespace(self, name: str) -> None:
+        status, text = self.raw(
+            "POST",
+            "/api/v1/namespaces",
+            self.admin,
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}},
+        )
+        if status not in (201, 409):
+            raise ApiError(status, text, "POST", "/api/v1/namespaces")
+
+    # -- bootstrap -------------------------------------------------------------------------------
+    def _bootstrap(self, install_extra_crds: bool) -> None:
+        self.ensure_namespace(LISTENER_NAMESPACE)
+        self.install_crds(crds.tekton_crds())
+        if install_extra_crds:
+            self.install_crds(crds.extra_crds())
+        self._register_node()
+
+    def install_crds(self, documents: list[dict[str, Any]]) -> None:
+        for crd in documents:
+            self.apply(crd)
+        deadline = time.monotonic() + 30
+        pending = {crd["metadata"]["name"] for crd in documents}
+        while pending and time.monotonic() < deadline:
+            for name in list(pending):
+                got = self.api("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
+                conditions = {c["type"]: c["status"] for c in (got.get("status") or {}).get("conditions") or []}
+                if conditions.get("Established") == "True":
+                    pending.discard(name)
+            time.sleep(0.05)
+        if pending:
+            raise TimeoutError(f"CRDs not established: {sorted(pending)}")
+        # Established can precede discovery; wait until each resource can be listed.
+        for crd in documents:
+            spec = crd["spec"]
+            version = spec["versions"][0]["name"]
+            path = f"/apis/{spec['group']}/{version}/{spec['names']['plural']}"
+            while self.raw("GET", path, self.admin)[0] != 200:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{path} not served")
+                time.sleep(0.05)
+
+    def _register_node(self) -> None:
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": NODE_NAME, "labels": {"kubernetes.io/hostname": NODE_NAME}},
+        }
+        self.apply(node)
+        status = {
+            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": NODE_NAME}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.kubelet.port}},
+            "conditions": [
+                {"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "sandbox kubelet stand-in"}
+            ],
+        }
+        self.api(
+            "PATCH",
+            f"/api/v1/nodes/{NODE_NAME}/status",
+            {"status": status},
+            content_type="application/merge-patch+json",
+        )
+
+    def grant(self, identity: Identity, namespace: str, rules: list[dict[str, Any]], name: str) -> None:
+        """Binds a namespaced Role with `rules` to `identity`'s user."""
+        self.ensure_namespace(namespace)
+        self.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": name, "namespace": namespace},
+                "rules": rules,
+            }
+        )
+        self.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": namespace},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": identity.user}],
+            }
+        )
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, body: str, method: str, path: str) -> None:
+        super().__init__(f"{method} {path}: {status} {body[:500]}")
+        self.status = status
+        self.body = body
+
+
+_CORE_KINDS = {
+    "Namespace": "namespaces",
+    "Node": "nodes",
+    "Pod": "pods",
+    "ServiceAccount": "serviceaccounts",
+    "Secret": "secrets",
+    "ConfigMap": "configmaps",
+    "Service": "services",
+}
+_CLUSTER_SCOPED = {"Namespace", "Node", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+
+
+def collection_path(obj: dict[str, Any]) -> str:
+    api_version, kind = obj["apiVersion"], obj["kind"]
+    if kind in _CORE_KINDS and api_version == "v1":
+        base, plural = "/api/v1", _CORE_KINDS[kind]
+    else:
+        base, plural = f"/apis/{api_version}", kind.lower() + "s"
+        if kind == "CustomResourceDefinition":
+            plural = "customresourcedefinitions"
+    if kind in _CLUSTER_SCOPED:
+        return f"{base}/{plural}"
+    namespace = obj["metadata"].get("namespace", "default")
+    return f"{base}/namespaces/{namespace}/{plural}"
+
+
+_live: list[Cluster] = []
+
+
+@atexit.register
+def _stop_all() -> None:
+    for cluster in list(_live):
+        cluster.stop()

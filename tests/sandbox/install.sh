@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Installs what the sandbox needs on a fresh Debian bookworm machine and builds kube-apiserver
+# from Debian's own `kubernetes` source package, caching the binary under ~/.cache so only a
+# fresh machine pays the ~5 minute build.
+#
+# Prints the path of the kube-apiserver binary on its last line.
+set -euo pipefail
+
+CACHE_ROOT="${SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tekton-pipeline-listener}"
+SUITE=bookworm
+log() { printf 'sandbox-install: %s\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need_debs=()
+command -v etcd >/dev/null 2>&1 || need_debs+=(etcd-server)
+command -v go >/dev/null 2>&1 || need_debs+=(golang-go)
+command -v kubectl >/dev/null 2>&1 || need_debs+=(kubernetes-client)
+command -v dpkg-source >/dev/null 2>&1 || need_debs+=(dpkg-dev)
+command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
+command -v curl >/dev/null 2>&1 || need_debs+=(curl)
+command -v rsync >/dev/null 2>&1 || need_debs+=(rsync)
+[ -d /usr/share/gocode/src/github.com/modern-go/reflect2 ] || need_debs+=(golang-github-modern-go-reflect2-dev)
+if [ "${#need_debs[@]}" -gt 0 ]; then
+  log "installing Debian packages: ${need_debs[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_debs[@]}" >&2
+fi
+
+# The deb-src line reuses the mirror this machine's apt already uses, so no host is hard-coded.
+mirror_uri() {
+  local f
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    awk -v suite="$SUITE" '
+      /^URIs:/ {uri=$2}
+      /^Suites:/ {for (i=2;i<=NF;i++) if ($i==suite) ok=1}
+      /^$/ {if (ok && uri) {print uri; exit} ok=0; uri=""}
+      END {if (ok && uri) print uri}' "$f" | head -n1
+  done
+  grep -hsE "^deb[[:space:]]+[^ ]+[[:space:]]+$SUITE[[:space:]]" /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+    | awk '{print $2}' || true
+}
+
+apt_dir="$CACHE_ROOT/apt"
+mkdir -p "$apt_dir/lists/partial"
+uri=$(mirror_uri | head -n1 || true)
+[ -n "$uri" ] || { log "no $SUITE apt source found on this machine"; exit 1; }
+echo "deb-src $uri $SUITE main" >"$apt_dir/sources.list"
+APT_OPTS=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/none"
+          -o "Dir::State::Lists=$apt_dir/lists" -o "APT::Get::List-Cleanup=0")
+
+version_file="$apt_dir/kubernetes.version"
+if [ ! -s "$version_file" ]; then
+  log "reading the kubernetes source package index"
+  apt-get "${APT_OPTS[@]}" update -qq >&2
+  apt-cache "${APT_OPTS[@]}" showsrc kubernetes | awk '/^Version:/ {print $2; exit}' >"$version_file"
+fi
+version=$(cat "$version_file")
+[ -n "$version" ] || { log "kubernetes source package not found"; exit 1; }
+bin_dir="$CACHE_ROOT/kube-apiserver/$version"
+bin="$bin_dir/kube-apiserver"
+if [ -x "$bin" ]; then
+  log "kube-apiserver $version cached at $bin"
+  echo "$bin"
+  exit 0
+fi
+
+work="$CACHE_ROOT/build"
+rm -rf "$work"; mkdir -p "$work"
+cd "$work"
+log "downloading kubernetes $version sources"
+[ -s "$version_file" ] && [ -n "$(ls "$apt_dir/lists" | grep -v partial)" ] || apt-get "${APT_OPTS[@]}" update -qq >&2
+apt-get "${APT_OPTS[@]}" source --download-only "kubernetes=$version" >&2
+dsc=$(ls ./*.dsc | head -n1)
+dpkg-source --no-check -x "$dsc" src >&2
+tree="$work/src"
+
+# reflect2 1.0.1 panics under Go >= 1.18 (nil pointer in reflect2.Type2); 1.0.2 is the fix.
+log "replacing vendored reflect2 with Debian's 1.0.2"
+rm -rf "$tree/vendor/github.com/modern-go/reflect2"
+cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$tree/vendor/github.com/modern-go/reflect2"
+rm -rf "$tree/vendor/github.com/modern-go/reflect2/.git"*
+
+mkdir -p "$work/gopath/src/k8s.io"
+ln -s "$tree" "$work/gopath/src/k8s.io/kubernetes"
+log "building kube-apiserver (about 5 minutes on 2 cores)"
+(
+  cd "$work/gopath/src/k8s.io/kubernetes"
+  export GOPATH="$work/gopath" CGO_ENABLED=0 GO111MODULE=off GOFLAGS= GOCACHE="$CACHE_ROOT/gocache"
+  export KUBE_GIT_VERSION="v1.20.2" KUBE_GIT_TREE_STATE=clean
+  make WHAT=cmd/kube-apiserver >&2
+)
+built=$(find "$tree/_output" -type f -name kube-apiserver -perm -u+x | head -n1)
+[ -n "$built" ] || { log "build produced no kube-apiserver"; exit 1; }
+mkdir -p "$bin_dir"
+cp "$built" "$bin.tmp" && mv "$bin.tmp" "$bin"
+rm -rf "$work"
+log "kube-apiserver $version built: $bin"
+echo "$bin"
