@@ -1,0 +1,17 @@
+"""GET /health: liveness of the service; cheap, open, JSON. Also the probe paths."""
+
+from __future__ import annotations
+
+import functions_framework
+from flask import Request, Response
+
+from shared.service import Service
+from shared.web import HttpError, endpoint, json_response
+
+
+@functions_framework.http
+@endpoint
+def health(request: Request, svc: Service) -> Response:
+    if request.path.rstrip("/") != "/health":
+        raise HttpError(404, "no such path; use /health, /health/liveness or /health/readiness")
+    return json_response({"status": "ok", "service": "tekton-pipeline-listener"})

@@ -1,0 +1,38 @@
+"""GET /status/<run> and /status/<namespace>/<run>: the run's final state for `curl -f`.
+
+200 only for a succeeded run; 409 while it runs (Retry-After); 422 when it failed, was cancelled
+or timed out; 404 when it does not exist. `?wait=<s>` waits for the run to finish.
+"""
+
+from __future__ import annotations
+
+import functions_framework
+from flask import Request, Response
+
+from shared.kube import TASKRUNS, KubeError
+from shared.lookup import find_pipelinerun, wait_until_done
+from shared.model import PIPELINE_RUN_LABEL
+from shared.queries import StatusQuery
+from shared.service import Service
+from shared.status import Outcome, http_code, outcome_of, run_status
+from shared.web import authorize, client_gone_check, endpoint, json_response, kube_error, query_args, run_ref
+
+
+@functions_framework.http
+@endpoint
+def status(request: Request, svc: Service) -> Response:
+    ref = run_ref(request, "status", svc.settings.namespace)
+    authorize(request, svc, ref.namespace)
+    query = StatusQuery.parse(query_args(request), svc.settings)
+    what = f"PipelineRun {ref.namespace}/{ref.name}"
+    try:
+        run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown)
+        run = wait_until_done(svc.kube, run, query.wait, svc.shutdown, client_gone_check(request))
+        taskruns = None
+        if query.tasks:
+            taskruns, _ = svc.kube.list_objects(TASKRUNS, ref.namespace, f"{PIPELINE_RUN_LABEL}={ref.name}")
+    except KubeError as err:
+        raise kube_error(err, what) from err
+    outcome = outcome_of(run)
+    headers = {"Retry-After": "10"} if outcome in (Outcome.RUNNING, Outcome.PENDING) else {}
+    return json_response(run_status(run, taskruns), http_code(outcome), headers)

@@ -1,0 +1,135 @@
+"""Query options of /logs and /status, validated before anything else happens."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from shared.names import object_name_problem
+from shared.settings import Settings
+
+# A bare `?timestamps` means true, as curl users write it.
+_TRUE = {"1", "true", "yes", "on", ""}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class QueryError(ValueError):
+    """A query option is invalid; the message says which and why."""
+
+
+class Args(Mapping[str, list[str]]):
+    """Multi-valued query arguments (what werkzeug's MultiDict offers via getlist)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._data: dict[str, list[str]] = {}
+        for key, value in pairs:
+            self._data.setdefault(key, []).append(value)
+
+    def __getitem__(self, key: str) -> list[str]:
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def last(self, key: str) -> str | None:
+        values = self._data.get(key)
+        return values[-1] if values else None
+
+
+def _check_known(args: Args, allowed: set[str]) -> None:
+    unknown = sorted(set(args) - allowed)
+    if unknown:
+        raise QueryError(f"unknown query parameter {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _bool(args: Args, name: str, default: bool) -> bool:
+    raw = args.last(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise QueryError(f"{name} must be true or false")
+
+
+def _seconds(args: Args, name: str, default: float, maximum: float) -> float:
+    raw = args.last(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise QueryError(f"{name} must be a number of seconds") from err
+    if not math.isfinite(value) or value < 0:
+        raise QueryError(f"{name} must be a non-negative number of seconds")
+    if value > maximum:
+        raise QueryError(f"{name} must be at most {maximum:g} seconds")
+    return value
+
+
+def _names(args: Args, name: str) -> frozenset[str]:
+    out: set[str] = set()
+    for raw in args.get(name, []):
+        for item in raw.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            problem = object_name_problem(item)
+            if problem or len(item) > 63:
+                raise QueryError(f"{name}: {problem or 'longer than 63 characters'}")
+            out.add(item)
+    return frozenset(out)
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    tasks: frozenset[str]
+    steps: frozenset[str]
+    timestamps: bool
+    format: str  # text | ndjson
+    wait: float
+    heartbeat: float
+
+    ALLOWED = frozenset({"task", "step", "timestamps", "format", "wait", "heartbeat"})
+
+    @classmethod
+    def parse(cls, args: Args, settings: Settings, accept: str = "") -> LogQuery:
+        _check_known(args, set(cls.ALLOWED))
+        fmt = (args.last("format") or "").strip().lower()
+        if not fmt:
+            fmt = "ndjson" if "application/x-ndjson" in accept else "text"
+        if fmt not in ("text", "ndjson"):
+            raise QueryError("format must be text or ndjson")
+        heartbeat = _seconds(args, "heartbeat", settings.heartbeat_seconds, 3600)
+        if 0 < heartbeat < 1:
+            raise QueryError("heartbeat must be 0 (off) or at least 1 second")
+        return cls(
+            tasks=_names(args, "task"),
+            steps=_names(args, "step"),
+            timestamps=_bool(args, "timestamps", False),
+            format=fmt,
+            wait=_seconds(args, "wait", settings.run_wait_seconds, settings.max_wait_seconds),
+            heartbeat=heartbeat,
+        )
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    wait: float
+    tasks: bool
+
+    ALLOWED = frozenset({"wait", "tasks"})
+
+    @classmethod
+    def parse(cls, args: Args, settings: Settings) -> StatusQuery:
+        _check_known(args, set(cls.ALLOWED))
+        return cls(
+            wait=_seconds(args, "wait", 0.0, settings.max_wait_seconds),
+            tasks=_bool(args, "tasks", False),
+        )

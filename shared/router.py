@@ -1,0 +1,58 @@
+"""All functions behind one port, routed by path exactly like the production ingress.
+
+`python -m shared.router` serves /health*, /logs/*, /status/* (and /notify when present) from
+the same function sources the Knative Services run, with functions-framework's own gunicorn
+settings, so `make run` and the tests see what CI jobs see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from functions_framework import create_app
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ROOT / "functions"
+
+# (path prefix, function) in match order; a prefix matches itself and anything under it.
+ROUTES = [("/health", "health"), ("/logs", "logs"), ("/status", "status")]
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def load_function(name: str, signature_type: str = "http") -> WsgiApp:
+    return create_app(target=name, source=str(FUNCTIONS / name / "main.py"), signature_type=signature_type)
+
+
+class Router:
+    def __init__(self, apps: dict[str, WsgiApp]) -> None:
+        self.apps = apps
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        for prefix, name in ROUTES:
+            if (path == prefix or path.startswith(prefix + "/")) and name in self.apps:
+                return self.apps[name](environ, start_response)
+        body = json.dumps({"error": "no such path; use /health, /logs/<run> or /status/<run>", "status": 404})
+        start_response("404 Not Found", [("Content-Type", "application/json")])
+        return [body.encode() + b"\n"]
+
+
+def build() -> Router:
+    return Router({name: load_function(name) for _, name in ROUTES})
+
+
+def main() -> None:
+    from functions_framework._http.gunicorn import GunicornApplication
+
+    port = int(os.environ.get("PORT", "8080"))
+    host = os.environ.get("HOST", "127.0.0.1")
+    GunicornApplication(build(), host, port, False).run()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Live state of one PipelineRun, its TaskRuns and their pods, kept current by three watches.
+
+A follow costs a constant number of API requests: one LIST + one WATCH per kind (more only when
+a watch ends or expires), never polling. Followers of the same run in one process share one
+`RunWatch` through `RunWatchRegistry`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from shared.kube import PIPELINERUNS, PODS, TASKRUNS, Forbidden, Gone, Kube, KubeError, NotFound, Resource
+from shared.model import PIPELINE_RUN_LABEL, Obj, name_of
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 240
+MAX_BACKOFF = 5.0
+
+
+class RunWatch:
+    """Snapshots of the run's objects; `cond` is notified on every change."""
+
+    def __init__(self, kube: Kube, namespace: str, name: str, pipelinerun: Obj | None = None) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.name = name
+        self.cond = threading.Condition()
+        self.pipelinerun: Obj | None = pipelinerun
+        self.pipelinerun_deleted = False
+        self.taskruns: dict[str, Obj] = {}
+        self.pods: dict[str, Obj] = {}
+        self.deleted_pods: set[str] = set()
+        self.synced: set[str] = set()
+        self.error: KubeError | None = None
+        self.version = 0
+        self._stop = threading.Event()
+        self._responses: dict[str, Any] = {}
+        self._threads: list[threading.Thread] = []
+        self._listeners: list[Callable[[], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> RunWatch:
+        selector = f"{PIPELINE_RUN_LABEL}={self.name}"
+        kinds: list[tuple[str, Resource, str | None, str | None]] = [
+            ("pipelinerun", PIPELINERUNS, None, f"metadata.name={self.name}"),
+            ("taskruns", TASKRUNS, selector, None),
+            ("pods", PODS, selector, None),
+        ]
+        for kind, resource, labels, fields in kinds:
+            thread = threading.Thread(
+                target=self._run, args=(kind, resource, labels, fields), name=f"watch-{kind}-{self.name}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ends the watches at once, also when the API is silent: their sockets are shut down."""
+        self._stop.set()
+        for response in list(self._responses.values()):
+            _interrupt(response)
+        with self.cond:
+            self.cond.notify_all()
+
+    def join(self, timeout: float = 5.0) -> None:
+        for thread in self._threads:
+            thread.join(timeout)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        with self.cond:
+            self._listeners.append(callback)
+
+    def remove_listener(self, callback: Callable[[], None]) -> None:
+        with self.cond:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+    def wait_synced(self, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: len(self.synced) == 3 or self.error is not None or self.stopped, timeout)
+
+    # -- state changes ---------------------------------------------------------------------------
+    def _changed(self) -> None:
+        # Called with self.cond held.
+        self.version += 1
+        self.cond.notify_all()
+        for callback in list(self._listeners):
+            callback()
+
+    def _replace(self, kind: str, items: list[Obj]) -> None:
+        with self.cond:
+            if kind == "pipelinerun":
+                if items:
+                    self.pipelinerun = items[0]
+                elif self.pipelinerun is not None:
+                    self.pipelinerun_deleted = True
+            elif kind == "taskruns":
+                self.taskruns = {name_of(i): i for i in items}
+            else:
+                fresh = {name_of(i): i for i in items}
+                self.deleted_pods |= set(self.pods) - set(fresh)
+                self.pods = fresh
+            self.synced.add(kind)
+            self._changed()
+
+    def _apply(self, kind: str, event: str, obj: Obj) -> None:
+        name = name_of(obj)
+        with self.cond:
+            if kind == "pipelinerun":
+                if event == "DELETED":
+                    self.pipelinerun_deleted = True
+                else:
+                    self.pipelinerun = obj
+            elif kind == "taskruns":
+                if event == "DELETED":
+                    self.taskruns.pop(name, None)
+                else:
+                    self.taskruns[name] = obj
+            elif event == "DELETED":
+                self.pods.pop(name, None)
+                self.deleted_pods.add(name)
+            else:
+                self.pods[name] = obj
+            self._changed()
+
+    def _fail(self, err: KubeError) -> None:
+        with self.cond:
+            self.error = err
+            self._changed()
+
+    # -- watch loop ------------------------------------------------------------------------------
+    def _run(self, kind: str, resource: Resource, labels: str | None, fields: str | None) -> None:
+        version = ""
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    items, version = self.kube.list_objects(resource, self.namespace, labels, fields)
+                    self._replace(kind, items)
+                stream = self.kube.open_watch(resource, self.namespace, version, labels, fields, WATCH_SECONDS)
+                self._responses[kind] = stream.response
+                try:
+                    if self._stop.is_set():
+                        break
+                    for event, obj in stream:
+                        meta = obj.get("metadata") or {}
+                        version = meta.get("resourceVersion") or version
+                        if event != "BOOKMARK":
+                            self._apply(kind, event, obj)
+                        backoff = 0.2
+                finally:
+                    self._responses.pop(kind, None)
+                    stream.close()
+            except Gone:
+                version = ""  # expired: list again
+            except (Forbidden, NotFound) as err:
+                # RBAC or a missing namespace will not heal by retrying quickly.
+                if not self._stop.is_set():
+                    self._fail(err)
+                return
+            except KubeError as err:
+                if self._stop.is_set():
+                    return
+                log.warning("watch of %s for %s/%s broke (%s); retrying", kind, self.namespace, self.name, err.reason)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+            except Exception as err:  # a cut socket surfaces as many urllib3/OSError types
+                if self._stop.is_set():
+                    return
+                log.warning("watch of %s for %s/%s ended: %s", kind, self.namespace, self.name, type(err).__name__)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+
+def _interrupt(response: Any) -> None:
+    try:
+        response.shutdown()
+    except Exception:  # noqa: S110 - already closed or released: nothing left to interrupt
+        pass
+
+
+class RunWatchRegistry:
+    """Shares one RunWatch among all followers of a run in this process (fan-out)."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+        self._lock = threading.Lock()
+        self._watches: dict[tuple[str, str], tuple[RunWatch, int]] = {}
+
+    def acquire(self, namespace: str, name: str, pipelinerun: Obj | None = None) -> RunWatch:
+        with self._lock:
+            entry = self._watches.get((namespace, name))
+            if entry is None or entry[0].stopped or entry[0].error is not None:
+                watch = RunWatch(self.kube, namespace, name, pipelinerun).start()
+                self._watches[(namespace, name)] = (watch, 1)
+                return watch
+            watch, count = entry
+            self._watches[(namespace, name)] = (watch, count + 1)
+            return watch
+
+    def release(self, watch: RunWatch) -> None:
+        with self._lock:
+            key = (watch.namespace, watch.name)
+            entry = self._watches.get(key)
+            if entry is not None and entry[0] is watch:
+                if entry[1] > 1:
+                    self._watches[key] = (watch, entry[1] - 1)
+                    return
+                del self._watches[key]
+        watch.stop()
+
+    def active(self) -> int:
+        with self._lock:
+            return len(self._watches)

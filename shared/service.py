@@ -1,0 +1,64 @@
+"""Process-wide objects every function shares: settings, credentials, the Kubernetes client.
+
+Created on first use, so a function that never talks to Kubernetes (`/health`) never loads a
+kubeconfig, and a cold start pays only for what its first request needs.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+
+from shared.auth import Authenticator
+from shared.kube import PIPELINERUNS, Kube, KubeError, load_api_client
+from shared.runwatch import RunWatchRegistry
+from shared.settings import Settings
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.authenticator = Authenticator.from_env()
+        # Set when the process is asked to stop: open streams end cleanly at a line boundary.
+        self.shutdown = threading.Event()
+        self._lock = threading.Lock()
+        self._kube: Kube | None = None
+        self._registry: RunWatchRegistry | None = None
+        self._readiness: tuple[float, str | None] = (0.0, "not checked yet")
+
+    @property
+    def kube(self) -> Kube:
+        with self._lock:
+            if self._kube is None:
+                self._kube = Kube(load_api_client(self.settings))
+            return self._kube
+
+    @property
+    def registry(self) -> RunWatchRegistry:
+        kube = self.kube
+        with self._lock:
+            if self._registry is None:
+                self._registry = RunWatchRegistry(kube)
+            return self._registry
+
+    def kubernetes_problem(self) -> str | None:
+        """None if the API answers and our account may list runs in NAMESPACE; cached briefly so
+        frequent probes do not turn into API load."""
+        checked_at, problem = self._readiness
+        if time.monotonic() - checked_at < self.settings.readiness_cache_seconds:
+            return problem
+        try:
+            self.kube.list_objects(PIPELINERUNS, self.settings.namespace, limit=1)
+            problem = None
+        except KubeError as err:
+            problem = f"{err.reason}: {err.detail}" if err.detail else err.reason
+        except Exception as err:  # a broken kubeconfig or missing in-cluster token
+            problem = f"cannot configure the Kubernetes client: {type(err).__name__}"
+        self._readiness = (time.monotonic(), problem)
+        return problem
+
+
+@functools.cache
+def service() -> Service:
+    return Service(Settings.from_env())

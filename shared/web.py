@@ -1,0 +1,209 @@
+"""HTTP plumbing shared by the functions: JSON errors, probes, auth, run paths, streaming.
+
+Every error is `{"error": "<what was wrong>", "status": <code>}`; nothing raised inside a handler
+reaches the client as a stack trace.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import select
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Request, Response
+
+from shared.auth import Principal
+from shared.kube import Forbidden, KubeError, NotFound, Unreachable
+from shared.names import namespace_problem, object_name_problem
+from shared.queries import Args, QueryError
+from shared.service import Service, service
+from shared.settings import SettingsError
+
+log = logging.getLogger("tekton_pipeline_listener")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+MAX_PATH = 1024
+MAX_QUERY = 2048
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(body) + "\n", status=status, mimetype="application/json")
+    for key, value in {**SECURITY_HEADERS, **(headers or {})}.items():
+        response.headers[key] = value
+    return response
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    # json.dumps escapes anything a caller put in the message; the body is never HTML.
+    return json_response({"error": message, "status": status}, status, headers)
+
+
+def kube_error(err: KubeError, what: str) -> HttpError:
+    """Maps a Kubernetes failure to a response that names the cause but not internals."""
+    if isinstance(err, NotFound):
+        return HttpError(404, f"{what} not found")
+    if isinstance(err, Forbidden):
+        return HttpError(502, f"the listener's service account may not read {what}: Kubernetes RBAC denied it")
+    if isinstance(err, Unreachable):
+        return HttpError(503, "the Kubernetes API is unreachable", {"Retry-After": "5"})
+    return HttpError(502, f"the Kubernetes API failed the request ({err.status} {err.reason})")
+
+
+# -- probes ------------------------------------------------------------------------------------
+def probe(request: Request, svc: Service) -> Response | None:
+    """Answers /health/liveness and /health/readiness in every function."""
+    if request.path == "/health/liveness":
+        return json_response({"status": "ok"})
+    if request.path == "/health/readiness":
+        problem = svc.kubernetes_problem()
+        detailed = _authenticated(request, svc)
+        body: dict[str, Any] = {"status": "ready" if problem is None else "not ready"}
+        if detailed:
+            body["kubernetes"] = problem or "ok"
+            body["namespace"] = svc.settings.namespace
+        return json_response(body, 200 if problem is None else 503)
+    return None
+
+
+def _authenticated(request: Request, svc: Service) -> bool:
+    header = request.headers.get("Authorization")
+    if not header:
+        return False
+    return svc.authenticator.authenticate(header, request.remote_addr or "").ok
+
+
+# -- the endpoint wrapper ----------------------------------------------------------------------
+def endpoint(handler: Callable[[Request, Service], Response]) -> Callable[[Request], Response]:
+    """Wraps a function target: limits, probes, and every failure as a JSON error."""
+
+    @functools.wraps(handler)
+    def wrapper(request: Request) -> Response:
+        try:
+            svc = service()
+        except SettingsError as err:
+            log.error("invalid configuration: %s", err)
+            return error_response(500, "the listener is misconfigured; see its log")
+        try:
+            if len(request.path) > MAX_PATH:
+                raise HttpError(414, "request path too long")
+            if len(request.query_string) > MAX_QUERY:
+                raise HttpError(414, "query string too long")
+            if request.method not in ("GET", "HEAD"):
+                raise HttpError(405, "method not allowed; use GET", {"Allow": "GET, HEAD"})
+            answered = probe(request, svc)
+            if answered is not None:
+                return answered
+            response = handler(request, svc)
+            for key, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(key, value)
+            return response
+        except HttpError as err:
+            return error_response(err.status, err.message, err.headers)
+        except QueryError as err:
+            return error_response(400, str(err))
+        except KubeError as err:
+            return error_response(502, f"the Kubernetes API failed the request ({err.reason})")
+        except Exception:
+            log.exception("unhandled error serving %s", request.path[:200])
+            return error_response(500, "internal error; see the listener's log")
+
+    return wrapper
+
+
+# -- request parsing ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunRef:
+    namespace: str
+    name: str
+
+
+def run_ref(request: Request, endpoint_name: str, default_namespace: str) -> RunRef:
+    """`/<endpoint>/<run>` or `/<endpoint>/<namespace>/<run>`, names checked before any API call."""
+    parts = request.path.strip("/").split("/")
+    if not parts or parts[0] != endpoint_name or len(parts) not in (2, 3):
+        raise HttpError(404, f"no such path; use /{endpoint_name}/<run> or /{endpoint_name}/<namespace>/<run>")
+    namespace, name = (default_namespace, parts[1]) if len(parts) == 2 else (parts[1], parts[2])
+    problem = namespace_problem(namespace)
+    if problem:
+        raise HttpError(400, f"invalid namespace: {problem}")
+    problem = object_name_problem(name)
+    if problem:
+        raise HttpError(400, f"invalid run name: {problem}")
+    return RunRef(namespace, name)
+
+
+def query_args(request: Request) -> Args:
+    return Args(request.args.items(multi=True))
+
+
+def authorize(request: Request, svc: Service, namespace: str) -> Principal:
+    decision = svc.authenticator.authenticate(request.headers.get("Authorization"), request.remote_addr or "")
+    if not decision.ok or decision.principal is None:
+        raise HttpError(decision.status, decision.error, dict(decision.headers))
+    if not decision.principal.may_read(namespace):
+        # Same answer whether or not the run exists: no probing of other namespaces.
+        raise HttpError(403, f"not allowed to read runs in namespace {namespace!r}")
+    return decision.principal
+
+
+# -- streaming ---------------------------------------------------------------------------------
+def client_gone_check(request: Request) -> Callable[[], bool]:
+    """A cheap check whether the client closed its connection, so a silent stream notices a
+    departed client within a second instead of at its next write."""
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    if not isinstance(sock, socket.socket):
+        return lambda: False
+
+    def gone() -> bool:
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return False
+            return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
+    return gone
+
+
+def streaming_response(chunks: Iterable[bytes], content_type: str, headers: dict[str, str] | None = None) -> Response:
+    response = Response(_flushing(chunks), mimetype=None, content_type=content_type)
+    response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"})
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _flushing(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """Skips empty chunks (an empty write could end a chunked response) and closes the source
+    when the client goes away."""
+    iterator = iter(chunks)
+    try:
+        for chunk in iterator:
+            if chunk:
+                yield chunk
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
