@@ -12,6 +12,7 @@ import time
 
 from shared.auth import Authenticator
 from shared.kube import PIPELINERUNS, Kube, KubeError, load_api_client
+from shared.lifecycle import SHUTDOWN
 from shared.runwatch import RunWatchRegistry
 from shared.settings import Settings
 
@@ -21,7 +22,7 @@ class Service:
         self.settings = settings
         self.authenticator = Authenticator.from_env()
         # Set when the process is asked to stop: open streams end cleanly at a line boundary.
-        self.shutdown = threading.Event()
+        self.shutdown = SHUTDOWN
         self._lock = threading.Lock()
         self._kube: Kube | None = None
         self._registry: RunWatchRegistry | None = None

@@ -19,12 +19,14 @@ from flask import Request, Response
 
 from shared.auth import Principal
 from shared.kube import Forbidden, KubeError, NotFound, Unreachable
+from shared.lifecycle import install_gunicorn_hook
 from shared.names import namespace_problem, object_name_problem
 from shared.queries import Args, QueryError
 from shared.service import Service, service
 from shared.settings import SettingsError
 
 log = logging.getLogger("tekton_pipeline_listener")
+install_gunicorn_hook()
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",

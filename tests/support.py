@@ -1,0 +1,171 @@
+"""Running the listener for tests the way it runs for users: a real process on a real port."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+USER, PASSWORD = "ci-user", "s3cret-pa55word"
+
+
+def shipped_role() -> dict[str, Any]:
+    """The Role from service.yaml: tests run the listener with exactly these rights."""
+    for doc in yaml.safe_load_all((ROOT / "service.yaml").read_text()):
+        if doc and doc.get("kind") == "Role":
+            return doc
+    raise AssertionError("service.yaml has no Role")
+
+
+def grant_listener(cluster: Cluster, namespace: str) -> None:
+    """Binds the shipped Role in `namespace` to the listener's ServiceAccount identity."""
+    role = shipped_role()
+    cluster.ensure_namespace(namespace)
+    cluster.apply({**role, "metadata": {**role["metadata"], "namespace": namespace}})
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": role["metadata"]["name"], "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role["metadata"]["name"]},
+            "subjects": [{"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}],
+        }
+    )
+
+
+def basic(user: str = USER, password: str = PASSWORD) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+class Listener:
+    """The listener as a subprocess: the router (all functions, ingress paths) by default, or
+    any command line, e.g. `functions-framework --source … --target …`."""
+
+    def __init__(self, cluster: Cluster, command: list[str] | None = None, **env: str) -> None:
+        self.cluster = cluster
+        self.port = free_port()
+        kubeconfig = cluster.write_kubeconfig(cluster.workdir / f"listener-{self.port}.kubeconfig", cluster.listener)
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "NAMESPACE": LISTENER_NAMESPACE,
+            "KUBECONFIG": str(kubeconfig),
+            "AUTH_USERNAME": USER,
+            "AUTH_PASSWORD": PASSWORD,
+            "RUN_WAIT_SECONDS": "10",
+            **env,
+        }
+        self.command = command or [sys.executable, "-m", "shared.router"]
+        self.log_path = cluster.workdir / f"listener-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> Listener:
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(self.command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"listener exited {self.proc.returncode}: {self.log()}")
+            try:
+                status, _, _ = self.get("/health/liveness", auth=None, timeout=2)
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)  # the port opens when gunicorn has booted; nothing to wait on but it
+        raise TimeoutError(f"listener not answering after {timeout}s: {self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def __enter__(self) -> Listener:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- clients ---------------------------------------------------------------------------------
+    def connect(self, timeout: float = 60.0) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(
+        self, path: str, auth: str | None = "default", timeout: float = 60.0, headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        conn = self.connect(timeout)
+        try:
+            hdrs = dict(headers or {})
+            if auth == "default":
+                hdrs["Authorization"] = basic()
+            elif auth is not None:
+                hdrs["Authorization"] = auth
+            conn.request("GET", path, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+        finally:
+            conn.close()
+
+    def get_json(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        status, _, body = self.get(path, **kwargs)
+        return status, json.loads(body)
+
+    def stream(self, path: str, timeout: float = 60.0) -> Iterator[bytes]:
+        """Lines of a streaming response as they arrive (heartbeat bytes kept)."""
+        conn = self.connect(timeout)
+        try:
+            conn.request("GET", path, headers={"Authorization": basic()})
+            resp = conn.getresponse()
+            if resp.status != 200:
+                raise AssertionError(f"{path}: {resp.status} {resp.read()[:500]!r}")
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                yield line
+        finally:
+            conn.close()
+
+
+def strip_heartbeats(text: bytes) -> bytes:
+    """Removes the text mode's heartbeat carriage returns, which only stand at line starts."""
+    return b"\n".join(line.lstrip(b"\r") for line in text.split(b"\n"))
+
+
+def task_lines(text: bytes) -> dict[tuple[str, str], list[bytes]]:
+    """`[task : step] line` lines grouped by (task, step), in order."""
+    out: dict[tuple[str, str], list[bytes]] = {}
+    for line in strip_heartbeats(text).split(b"\n"):
+        if not line.startswith(b"[") or b"] " not in line:
+            continue
+        head, _, rest = line.partition(b"] ")
+        if b" : " not in head:
+            continue
+        task, _, step = head[1:].partition(b" : ")
+        out.setdefault((task.decode(), step.decode()), []).append(rest)
+    return out

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+
+from shared.events import Heartbeat, LogLine, Notice, RunFinished, RunStarted
+from shared.formatting import NdjsonWriter, TextWriter
+from shared.names import namespace_problem, object_name_problem
+from shared.queries import Args, LogQuery, QueryError
+from shared.settings import Settings
+
+
+def test_text_lines_use_tkn_prefixes_and_keep_raw_bytes() -> None:
+    writer = TextWriter()
+    line = LogLine("build", "compile", b"caf\xe9 \xff".decode("utf-8", "surrogateescape"), "2026-01-01T00:00:00Z")
+    assert writer.write(line) == b"[build : compile] caf\xe9 \xff\n"
+    assert TextWriter(timestamps=True).write(line).startswith(b"[build : compile] 2026-01-01T00:00:00Z caf")
+    assert writer.write(Notice("deploy", "task skipped: When Expressions evaluated to false")) == (
+        b"[deploy] task skipped: When Expressions evaluated to false\n"
+    )
+    # Heartbeats and the first byte are a lone carriage return: no visible text.
+    assert writer.write(Heartbeat()) == b"\r" and writer.write(RunStarted("ns", "r")) == b"\r"
+
+
+def test_ndjson_is_one_valid_object_per_line() -> None:
+    writer = NdjsonWriter()
+    raw = writer.write(LogLine("t", "s", b"bad \xff".decode("utf-8", "surrogateescape"), "ts", 1))
+    assert raw.endswith(b"\n") and raw.count(b"\n") == 1
+    obj = json.loads(raw)
+    assert obj == {"event": "log", "task": "t", "step": "s", "attempt": 1, "timestamp": "ts", "line": "bad \ufffd"}
+    end = json.loads(writer.write(RunFinished({"reason": "Succeeded"})))
+    assert end == {"event": "end", "status": {"reason": "Succeeded"}}
+
+
+def test_names_follow_kubernetes_rules() -> None:
+    assert object_name_problem("build-123.run") is None
+    assert object_name_problem("Bad_Name") is not None
+    assert object_name_problem("x" * 254) is not None
+    assert namespace_problem("tekton-pipelines") is None
+    assert namespace_problem("a.b") is not None
+    assert namespace_problem("-a") is not None
+
+
+def test_log_query_validation() -> None:
+    settings = Settings()
+    query = LogQuery.parse(Args([("task", "build,test"), ("step", "a"), ("timestamps", "")]), settings)
+    assert query.tasks == {"build", "test"} and query.steps == {"a"} and query.timestamps
+    assert LogQuery.parse(Args([]), settings, accept="application/x-ndjson").format == "ndjson"
+    for bad in [
+        ("format", "xml"),
+        ("wait", "-1"),
+        ("wait", "nan"),
+        ("heartbeat", "0.1"),
+        ("tasks", "x"),
+        ("task", "Bad_Name"),
+        ("timestamps", "maybe"),
+        ("wait", "99999999"),
+    ]:
+        try:
+            LogQuery.parse(Args([bad]), settings)
+        except QueryError as err:
+            assert str(err)
+        else:
+            raise AssertionError(f"{bad} accepted")
