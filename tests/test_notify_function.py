@@ -1,0 +1,585 @@
+"""The real notify function (functions-framework subprocess) against stand-ins for GitLab, GitHub, Slack, a webhook.
+
+Every request the stand-ins get is checked against the APIs' documented shapes (paths, methods,
+headers, JSON bodies); the stand-in GitLab enforces GitLab's commit-status transition rule.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import hmac
+import itertools
+import json
+import os
+import queue
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "tests" / "fixtures" / "events"
+GITLAB_TOKEN = "glpat-test-token-never-logged"
+GITHUB_TOKEN = "ghp_test_token_never_logged"
+WEBHOOK_SECRET = "webhook-hmac-key"
+SLACK_PATH = "/slack/services/T000/B000/XXXXXXXX"
+LISTENER = "https://listener.example.test"
+SHA = "4f2a9c1e8b7d6a5f3e2d1c0b9a8f7e6d5c4b3a21"
+PREFIX = "tekton-pipeline-listener.dev/"
+GITLAB_STATES = {"pending", "running", "success", "failed", "canceled"}
+GITHUB_STATES = {"pending", "success", "failure", "error"}
+
+
+@dataclass
+class Seen:
+    kind: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+    at: float
+    status: int = 0
+
+
+@dataclass
+class StandIns:
+    """GitLab, GitHub, Slack and a webhook receiver on one local port, told apart by path prefix."""
+
+    port: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    # kind -> queued scripted answers: (status, headers, body) or "hang"
+    script: dict[str, list[Any]] = field(default_factory=dict)
+    arrivals: queue.Queue[Seen] = field(default_factory=queue.Queue)
+    release: threading.Event = field(default_factory=threading.Event)
+    gitlab_statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    github_statuses: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+
+    def of(self, kind: str, method: str = "POST", sha: str | None = None) -> list[Seen]:
+        with self.lock:
+            return [s for s in self.seen if s.kind == kind and s.method == method and (sha is None or sha in s.path)]
+
+    # --- the APIs ---------------------------------------------------------------------------
+    def answer(self, handler: BaseHTTPRequestHandler) -> tuple[int, dict[str, str], bytes]:
+        url = urllib.parse.urlsplit(handler.path)
+        path = url.path
+        length = int(handler.headers.get("content-length") or 0)
+        raw = handler.rfile.read(length) if length else b""
+        kind = path.split("/")[1] if path.count("/") > 1 else path.strip("/")
+        kind = {"hook": "webhook"}.get(kind, kind)
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                self.errors.append(f"{kind}: body is not JSON")
+        seen = Seen(
+            kind,
+            handler.command,
+            path,
+            urllib.parse.parse_qs(url.query),
+            {k.lower(): v for k, v in handler.headers.items()},
+            body,
+            time.monotonic(),
+        )
+        with self.lock:
+            self.seen.append(seen)
+            scripted = self.script.get(kind, [])
+            step = scripted.pop(0) if scripted and handler.command == "POST" else None
+        self.arrivals.put(seen)
+        check = getattr(self, f"check_{kind}", None)
+        if check is None:
+            self.errors.append(f"unexpected request {handler.command} {path}")
+            return 404, {}, b""
+        check(seen, raw)
+        if step == "hang":
+            self.release.wait(10)
+            return 200, {}, b""
+        if step is not None:
+            seen.status = step[0]
+            return step
+        status, headers, out = getattr(self, f"serve_{kind}")(seen)
+        seen.status = status
+        return status, headers, out
+
+    def check_gitlab(self, s: Seen, raw: bytes) -> None:
+        if s.headers.get("private-token") != GITLAB_TOKEN:
+            self.errors.append("gitlab: PRIVATE-TOKEN missing or wrong")
+        parts = s.path.split("/")
+        if s.method == "POST":
+            # /gitlab/api/v4/projects/:id/statuses/:sha
+            if parts[2:5] != ["api", "v4", "projects"] or parts[6] != "statuses" or len(parts) != 8:
+                self.errors.append(f"gitlab: bad path {s.path}")
+            if not s.headers.get("content-type", "").startswith("application/json"):
+                self.errors.append("gitlab: not JSON")
+            b = s.body or {}
+            if b.get("state") not in GITLAB_STATES or not isinstance(b.get("name"), str):
+                self.errors.append(f"gitlab: bad body {b}")
+            if set(b) - {"state", "name", "target_url", "description", "ref", "pipeline_id", "coverage"}:
+                self.errors.append(f"gitlab: unknown fields {set(b)}")
+            if len(b.get("description", "")) > 255:
+                self.errors.append("gitlab: description too long")
+        elif s.method == "GET":
+            if (
+                parts[2:5] != ["api", "v4", "projects"]
+                or parts[6:8] != ["repository", "commits"]
+                or parts[9] != "statuses"
+            ):
+                self.errors.append(f"gitlab: bad GET path {s.path}")
+        else:
+            self.errors.append(f"gitlab: method {s.method}")
+
+    def serve_gitlab(self, s: Seen) -> tuple[int, dict[str, str], bytes]:
+        parts = s.path.split("/")
+        project, sha = urllib.parse.unquote(parts[5]), parts[7] if s.method == "POST" else parts[8]
+        with self.lock:
+            statuses = self.gitlab_statuses.setdefault((project, sha), [])
+            if s.method == "GET":
+                name = (s.query.get("name") or [None])[0]
+                latest: dict[str, dict[str, Any]] = {}
+                for st in statuses:
+                    latest[st["name"]] = st
+                found = [st for st in latest.values() if name is None or st["name"] == name]
+                return 200, {"Content-Type": "application/json"}, json.dumps(found).encode()
+            b = s.body
+            current = next((st for st in reversed(statuses) if st["name"] == b["name"]), None)
+            if current is None or current["status"] in ("success", "failed", "canceled"):
+                current = {"id": next(self.ids), "name": b["name"], "status": "created", "sha": sha}
+                statuses.append(current)
+            want, now = b["state"], current["status"]
+            event, allowed = {
+                "pending": ("enqueue", {"created"}),
+                "running": ("run", {"created", "pending"}),
+                "success": ("success", {"created", "pending", "running"}),
+                "failed": ("drop", {"created", "pending", "running"}),
+                "canceled": ("cancel", {"created", "pending", "running"}),
+            }[want]
+            if now not in allowed:
+                msg = f"Cannot transition status via :{event} from :{now}"
+                msg += f' (Reason(s): Status cannot transition via "{event}")'
+                return 400, {"Content-Type": "application/json"}, json.dumps({"message": msg}).encode()
+            current.update(status=want, target_url=b.get("target_url"), description=b.get("description"))
+            return 201, {"Content-Type": "application/json"}, json.dumps(current).encode()
+
+    def check_github(self, s: Seen, raw: bytes) -> None:
+        h = s.headers
+        if h.get("authorization") != f"Bearer {GITHUB_TOKEN}":
+            self.errors.append("github: Authorization missing or wrong")
+        if h.get("accept") != "application/vnd.github+json" or h.get("x-github-api-version") != "2022-11-28":
+            self.errors.append("github: Accept / X-GitHub-Api-Version")
+        if not h.get("user-agent"):
+            self.errors.append("github: no User-Agent")
+        parts = s.path.split("/")
+        if s.method == "POST":
+            if parts[2] != "repos" or parts[5] != "statuses" or len(parts) != 7:
+                self.errors.append(f"github: bad path {s.path}")
+            b = s.body or {}
+            if b.get("state") not in GITHUB_STATES or not isinstance(b.get("context"), str):
+                self.errors.append(f"github: bad body {b}")
+            if len(b.get("description", "")) > 140:
+                self.errors.append("github: description over 140 characters")
+            if set(b) - {"state", "target_url", "description", "context"}:
+                self.errors.append(f"github: unknown fields {set(b)}")
+        elif s.method == "GET":
+            if parts[2] != "repos" or parts[5] != "commits" or parts[7] != "statuses":
+                self.errors.append(f"github: bad GET path {s.path}")
+        else:
+            self.errors.append(f"github: method {s.method}")
+
+    def serve_github(self, s: Seen) -> tuple[int, dict[str, str], bytes]:
+        parts = s.path.split("/")
+        repo = f"{parts[3]}/{parts[4]}"
+        with self.lock:
+            if s.method == "GET":
+                listing = list(reversed(self.github_statuses.get((repo, parts[6]), [])))
+                return 200, {"Content-Type": "application/json"}, json.dumps(listing).encode()
+            entry = dict(s.body, id=next(self.ids))
+            self.github_statuses.setdefault((repo, parts[6]), []).append(entry)
+            return 201, {"Content-Type": "application/json"}, json.dumps(entry).encode()
+
+    def check_slack(self, s: Seen, raw: bytes) -> None:
+        if s.method != "POST" or s.path != SLACK_PATH:
+            self.errors.append(f"slack: {s.method} {s.path}")
+        b = s.body or {}
+        if not isinstance(b.get("text"), str) or not isinstance(b.get("blocks"), list):
+            self.errors.append("slack: text/blocks missing")
+        for block in b.get("blocks", []):
+            if block.get("type") not in ("section", "context", "header", "divider", "actions"):
+                self.errors.append(f"slack: block type {block.get('type')}")
+
+    def serve_slack(self, s: Seen) -> tuple[int, dict[str, str], bytes]:
+        return 200, {"Content-Type": "text/html"}, b"ok"
+
+    def check_webhook(self, s: Seen, raw: bytes) -> None:
+        if s.method != "POST" or s.path != "/hook":
+            self.errors.append(f"webhook: {s.method} {s.path}")
+        expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(s.headers.get("x-signature-256", ""), expected):
+            self.errors.append("webhook: X-Signature-256 does not match the body")
+        b = s.body or {}
+        if not {"id", "type", "state", "pipelineRun"} <= set(b):
+            self.errors.append(f"webhook: body {b}")
+
+    def serve_webhook(self, s: Seen) -> tuple[int, dict[str, str], bytes]:
+        return 204, {}, b""
+
+
+@pytest.fixture(scope="module")
+def standins() -> Iterator[StandIns]:
+    state = StandIns()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _any(self) -> None:
+            status, headers, body = state.answer(self)
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PUT = _any  # noqa: N815
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    state.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Function:
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        full = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        full.update(env, PORT=str(self.port), PYTHONUNBUFFERED="1", GUNICORN_LOG_LEVEL="info", PYTHONPATH=str(ROOT))
+        exe = Path(sys.executable).parent / "functions-framework"
+        cmd = [str(exe), "--source", "functions/notify/main.py", "--target", "notify", "--signature-type", "cloudevent"]
+        cmd += ["--port", str(self.port), "--host", "127.0.0.1"]
+        self.log = log_path.open("wb")
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:  # bounded poll until the socket answers
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"function exited: {log_path.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                threading.Event().wait(0.05)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def function_env(standins: StandIns, tmp: Path) -> dict[str, str]:
+    base = f"http://127.0.0.1:{standins.port}"
+    token_file = tmp / "gitlab-token"
+    token_file.write_text(GITLAB_TOKEN + "\n")
+    return {
+        "LISTENER_URL": LISTENER,
+        "GITLAB_URL": f"{base}/gitlab",
+        "GITLAB_TOKEN_FILE": str(token_file),
+        "GITHUB_API_URL": f"{base}/github",
+        "GITHUB_TOKEN": GITHUB_TOKEN,
+        "SLACK_WEBHOOK_URL": f"{base}{SLACK_PATH}",
+        "WEBHOOK_URL": f"{base}/hook",
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "NOTIFY_HTTP_TIMEOUT_SECONDS": "1",
+        "NOTIFY_MAX_ATTEMPTS": "4",
+        "NOTIFY_BACKOFF_BASE_SECONDS": "0.05",
+        "NOTIFY_BACKOFF_MAX_SECONDS": "0.2",
+        "NOTIFY_RETRY_BUDGET_SECONDS": "6",
+    }
+
+
+@pytest.fixture(scope="module")
+def function(standins: StandIns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Function]:
+    tmp = tmp_path_factory.mktemp("notify")
+    fn = Function(function_env(standins, tmp), tmp / "function.log")
+    yield fn
+    fn.stop()
+    assert GITLAB_TOKEN not in fn.log_path.read_text() and GITHUB_TOKEN not in fn.log_path.read_text()
+
+
+def payload(name: str, uid: str, annotations: dict[str, str]) -> dict[str, Any]:
+    data = json.loads((EVENTS / f"{name}.json").read_text())
+    run = data["pipelineRun"]
+    run["metadata"]["uid"] = uid
+    run["metadata"]["annotations"] = dict(run["metadata"].get("annotations") or {}, **annotations)
+    return data
+
+
+def post(fn: Function, state: str, data: dict[str, Any], mode: str = "binary") -> tuple[int, Any]:
+    meta = data["pipelineRun"]["metadata"]
+    attributes = {
+        "type": f"dev.tekton.event.pipelinerun.{state}.v1",
+        "source": f"/apis/tekton.dev/v1/namespaces/{meta.get('namespace')}/PipelineRun/{meta['name']}",
+        "subject": meta["name"],
+        "id": str(uuid.uuid4()),
+        "datacontenttype": "application/json",
+    }
+    event = CloudEvent(attributes, copy.deepcopy(data))
+    headers, body = (to_binary if mode == "binary" else to_structured)(event)
+    request = urllib.request.Request(fn.url("/"), data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+ALL = {
+    f"{PREFIX}gitlab-project": "group/app",
+    f"{PREFIX}github-repo": "example/app",
+    f"{PREFIX}sha": SHA,
+    f"{PREFIX}slack": "true",
+    f"{PREFIX}webhook": "true",
+}
+
+
+def fresh_sha() -> str:
+    return uuid.uuid4().hex + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def run_ids(standins: StandIns) -> Iterator[tuple[str, str]]:
+    """A fresh run UID and commit per test; the stand-ins' checks must hold for every request."""
+    yield str(uuid.uuid4()), fresh_sha()
+    assert standins.errors == []
+
+
+def states_of(standins: StandIns, kind: str, sha: str, field_name: str = "state") -> list[str]:
+    return [s.body[field_name] for s in standins.of(kind, sha=sha)]
+
+
+def test_health_probes_answer_get(function: Function) -> None:
+    for path in ("/health/liveness", "/health/readiness"):
+        with urllib.request.urlopen(function.url(path), timeout=10) as resp:
+            assert resp.status == 200
+            assert json.loads(resp.read()) == {"status": "ok"}
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(function.url("/"), timeout=10)
+    assert e.value.code == 405
+
+
+def test_a_run_from_queued_to_successful_in_binary_mode(
+    function: Function, standins: StandIns, run_ids: tuple[str, str]
+) -> None:
+    uid, sha = run_ids
+    notes = dict(ALL, **{f"{PREFIX}sha": sha})
+    for name, state in [
+        ("01-queued", "queued"),
+        ("01-started", "started"),
+        ("01-running", "running"),
+        ("01-running-later", "running"),
+        ("01-successful", "successful"),
+    ]:
+        status, _ = post(function, state, payload(name, uid, notes))
+        assert status == 200, state
+    gitlab = standins.of("gitlab", sha=sha)
+    assert [(s.body["state"], s.status) for s in gitlab] == [
+        ("pending", 201),
+        ("pending", 400),  # GitLab refuses pending->pending: counted as done, not retried
+        ("running", 201),
+        ("success", 201),
+    ]
+    first = gitlab[0]
+    assert first.path == f"/gitlab/api/v4/projects/group%2Fapp/statuses/{sha}"
+    assert first.body["name"] == "tekton/demo/build-and-test"
+    assert first.body["target_url"] == f"{LISTENER}/logs/demo/build-and-test-run-x7k2p"
+    assert gitlab[-1].body["description"].startswith("Succeeded (Completed: Tasks Completed: 3")
+    assert states_of(standins, "github", sha) == ["pending", "pending", "pending", "success"]
+    assert {s.body["context"] for s in standins.of("github", sha=sha)} == {"tekton/demo/build-and-test"}
+    hooks = [s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]
+    assert [h.body["state"] for h in hooks] == ["queued", "started", "running", "successful"]
+    assert hooks[-1].body["sha"] == sha and hooks[-1].headers["x-notify-delivery"] == f"{uid}/successful"
+    slack = [s for s in standins.of("slack") if "build-and-test-run-x7k2p" in s.body["text"]]
+    assert len(slack) == 1 and "succeeded" in slack[0].body["text"]  # Slack: terminal states by default
+
+
+def test_structured_mode_failed_run_with_stopping(
+    function: Function, standins: StandIns, run_ids: tuple[str, str]
+) -> None:
+    uid, sha = run_ids
+    notes = dict(ALL, **{f"{PREFIX}sha": sha, f"{PREFIX}slack-notify-on": "failure"})
+    for name, state in [("02-running", "running"), ("02-unknown-stopping", "unknown"), ("02-failed", "failed")]:
+        assert post(function, state, payload(name, uid, notes), mode="structured")[0] == 200
+    assert [(s.body["state"], s.status) for s in standins.of("gitlab", sha=sha)] == [
+        ("running", 201),
+        ("running", 400),
+        ("failed", 201),
+    ]
+    github = standins.of("github", sha=sha)
+    assert [s.body["state"] for s in github] == ["pending", "pending", "failure"]
+    assert github[1].body["description"] == "In progress (PipelineRunStopping)"
+    assert github[0].body["context"] == "tekton/demo/release-run-9fz4q"
+    slack = [s for s in standins.of("slack") if "release-run-9fz4q" in s.body["text"]]
+    assert len(slack) == 1 and slack[0].body["text"].startswith(":x:")
+
+
+def test_cancelled_and_timed_out_runs(function: Function, standins: StandIns, run_ids: tuple[str, str]) -> None:
+    uid, sha = run_ids
+    notes = {f"{PREFIX}gitlab-project": "42", f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha}
+    assert post(function, "failed", payload("04-failed-cancelled", uid, notes))[0] == 200
+    assert states_of(standins, "gitlab", sha) == ["canceled"]
+    assert standins.of("gitlab", sha=sha)[0].path.startswith("/gitlab/api/v4/projects/42/statuses/")
+    assert states_of(standins, "github", sha) == ["error"]
+    sha2 = fresh_sha()
+    notes[f"{PREFIX}sha"] = sha2
+    assert post(function, "failed", payload("05-failed-timeout", str(uuid.uuid4()), notes))[0] == 200
+    assert states_of(standins, "gitlab", sha2) == ["failed"]
+    assert states_of(standins, "github", sha2) == ["failure"]
+
+
+def test_duplicates_and_out_of_order_events_are_dropped(
+    function: Function, standins: StandIns, run_ids: tuple[str, str]
+) -> None:
+    uid, sha = run_ids
+    notes = {f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha}
+    notes[f"{PREFIX}webhook"] = "true"
+    assert post(function, "running", payload("01-running", uid, notes))[0] == 200
+    assert post(function, "successful", payload("01-successful", uid, notes))[0] == 200
+    # after a controller restart: the same states again (new ids), and late lower ones
+    for name, state in [("01-successful", "successful"), ("01-running", "running"), ("01-started", "started")]:
+        status, _ = post(function, state, payload(name, uid, notes), mode="structured")
+        assert status == 200
+    assert states_of(standins, "gitlab", sha) == ["running", "success"]
+    assert states_of(standins, "github", sha) == ["pending", "success"]
+    hooks = [s.body["state"] for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]
+    assert hooks == ["running", "successful"]
+
+
+def test_5xx_retried_and_a_failing_target_does_not_block_others(
+    function: Function, standins: StandIns, run_ids: tuple[str, str]
+) -> None:
+    uid, sha = run_ids
+    notes = dict(ALL, **{f"{PREFIX}sha": sha})
+    err = (500, {"Content-Type": "application/json"}, b'{"message":"500 Internal Server Error"}')
+    standins.script["gitlab"] = [err, err]
+    standins.script["github"] = [(503, {}, b"")] * 4  # every attempt of this event fails
+    slack_before = len(standins.of("slack"))
+    status, body = post(function, "failed", payload("02-failed", uid, notes))
+    assert status == 502  # Eventing retries / dead-letters
+    assert list(body["failed"]) == ["github#1"]
+    assert [s.status for s in standins.of("gitlab", sha=sha)] == [500, 500, 201]
+    assert [s.status for s in standins.of("github", sha=sha)] == [503] * 4
+    assert len(standins.of("slack")) == slack_before + 1
+    assert len([s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]) == 1
+    # Eventing redelivers (same event, new delivery): only GitHub is sent again
+    status, _ = post(function, "failed", payload("02-failed", uid, notes))
+    assert status == 200
+    assert [s.status for s in standins.of("github", sha=sha)] == [503] * 4 + [201]
+    assert len(standins.of("gitlab", sha=sha)) == 3
+    assert len(standins.of("slack")) == slack_before + 1
+    assert len([s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]) == 1
+
+
+def test_429_retry_after_is_honoured(function: Function, standins: StandIns, run_ids: tuple[str, str]) -> None:
+    uid, sha = run_ids
+    notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha}
+    standins.script["github"] = [(429, {"Retry-After": "1"}, b'{"message":"rate limited"}')]
+    assert post(function, "running", payload("01-running", uid, notes))[0] == 200
+    first, second = standins.of("github", sha=sha)
+    assert (first.status, second.status) == (429, 201)
+    assert second.at - first.at >= 0.9  # waited Retry-After (1 s), not the 0.05 s backoff
+
+
+def test_a_hanging_target_times_out_and_is_retried(
+    function: Function, standins: StandIns, run_ids: tuple[str, str]
+) -> None:
+    uid, _ = run_ids
+    standins.script["webhook"] = ["hang"]
+    assert post(function, "running", payload("04-running", uid, {f"{PREFIX}webhook": "true"}))[0] == 200
+    hooks = [s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]
+    assert len(hooks) == 2 and hooks[1].status == 204
+    assert hooks[1].at - hooks[0].at >= 0.9  # NOTIFY_HTTP_TIMEOUT_SECONDS=1
+
+
+def test_permanent_failure_answers_422_without_retrying(
+    function: Function, standins: StandIns, run_ids: tuple[str, str]
+) -> None:
+    uid, sha = run_ids
+    notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}sha": sha}
+    standins.script["github"] = [(401, {}, b'{"message":"Bad credentials"}')]
+    status, body = post(function, "successful", payload("01-successful", uid, notes))
+    assert status == 422
+    assert body["failed"] == {"github#1": {"verdict": "fail", "status": 401}}
+    assert len(standins.of("github", sha=sha)) == 1
+    assert states_of(standins, "gitlab", sha) == ["success"]
+
+
+def test_unusable_payload_is_400_and_foreign_events_are_ignored(function: Function) -> None:
+    status, _ = post(function, "running", {"pipelineRun": {"metadata": {"name": "x"}}})
+    assert status == 400
+    event = CloudEvent({"type": "dev.tekton.event.taskrun.running.v1", "source": "/x", "id": "1"}, {"taskRun": {}})
+    headers, body = to_binary(event)
+    with urllib.request.urlopen(urllib.request.Request(function.url("/"), body, headers), timeout=10) as resp:
+        assert resp.status == 200
+
+
+def test_after_a_restart_the_terminal_state_check_stops_a_late_running(
+    standins: StandIns, tmp_path: Path, run_ids: tuple[str, str]
+) -> None:
+    uid, sha = run_ids
+    notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}sha": sha}
+    env = function_env(standins, tmp_path)
+    first = Function(env, tmp_path / "first.log")
+    try:
+        assert post(first, "successful", payload("01-successful", uid, notes))[0] == 200
+    finally:
+        first.stop()
+    second = Function(env, tmp_path / "second.log")  # scale-to-zero: a new pod, empty memory
+    try:
+        assert post(second, "running", payload("01-running", uid, notes))[0] == 200
+        # a different run on the same commit and context is not blocked by this run's final status
+        other = payload("01-running", str(uuid.uuid4()), notes)
+        other["pipelineRun"]["metadata"]["name"] = "build-and-test-run-other"
+        assert post(second, "running", other)[0] == 200
+    finally:
+        second.stop()
+    assert states_of(standins, "gitlab", sha) == ["success", "running"]
+    assert states_of(standins, "github", sha) == ["success", "pending"]
+    assert len(standins.of("gitlab", "GET", sha)) == 2 and len(standins.of("github", "GET", sha)) == 2

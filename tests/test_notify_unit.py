@@ -1,0 +1,232 @@
+"""Pure parts of shared.notify: parsing, ranks, target selection, request shapes, retries, state."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.notify.config import RetryPolicy, Settings
+from shared.notify.delivery import Deliverer, retry_after_seconds
+from shared.notify.events import EventError, parse_event
+from shared.notify.notifier import Notifier
+from shared.notify.senders import HttpRequest, HttpResponse, already_terminal, build_request, classify, sign
+from shared.notify.state import RunStates
+from shared.notify.targets import parse_states, select_targets
+
+EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
+T = "dev.tekton.event.pipelinerun.{}.v1"
+P = "tekton-pipeline-listener.dev/"
+SHA = "4f2a9c1e8b7d6a5f3e2d1c0b9a8f7e6d5c4b3a21"
+
+
+def data(name: str, annotations: dict[str, str] | None = None, uid: str | None = None) -> dict[str, Any]:
+    d = json.loads((EVENTS / f"{name}.json").read_text())
+    d["pipelineRun"]["metadata"]["annotations"] = annotations or {}
+    if uid:
+        d["pipelineRun"]["metadata"]["uid"] = uid
+    return d
+
+
+@pytest.mark.parametrize(
+    ("name", "state", "reason", "rank"),
+    [
+        ("01-queued", "queued", "", 0),
+        ("01-started", "started", "Started", 1),
+        ("01-running", "running", "Running", 2),
+        ("02-unknown-stopping", "unknown", "PipelineRunStopping", 3),
+        ("01-successful", "successful", "Completed", 4),
+        ("02-failed", "failed", "Failed", 4),
+        ("04-failed-cancelled", "failed", "Cancelled", 4),
+    ],
+)
+def test_parse_fixture_events(name: str, state: str, reason: str, rank: int) -> None:
+    event = parse_event(T.format(state), "id-1", json.dumps(data(name)).encode())
+    assert event is not None
+    assert (event.state, event.reason, event.rank) == (state, reason, rank)
+    assert event.namespace == "demo" and event.uid and event.name
+
+
+def test_parse_edge_cases() -> None:
+    assert parse_event("dev.tekton.event.taskrun.running.v1", "x", {}) is None
+    with pytest.raises(EventError):
+        parse_event(T.format("running"), "x", {"taskRun": {}})
+    with pytest.raises(EventError):
+        parse_event(T.format("running"), "x", b"not json")
+    # the payload's condition wins over a contradicting type
+    event = parse_event(T.format("running"), "x", data("02-failed"))
+    assert event is not None and event.state == "failed"
+    pending = data("01-queued")
+    pending["pipelineRun"]["status"] = {
+        "conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "PipelineRunPending"}]
+    }
+    event = parse_event(T.format("unknown"), "x", pending)
+    assert event is not None and event.rank == 0
+    assert event.pipeline == "build-and-test"  # from spec.pipelineRef, stable from the first event on
+
+
+def settings(env: dict[str, str] | None = None) -> Settings:
+    base = {"GITLAB_TOKEN": "gl-secret", "GITHUB_TOKEN": "gh-secret", "LISTENER_URL": "https://l.test/"}
+    return Settings.from_env(base | (env or {}))
+
+
+def test_target_selection_annotations_over_namespace_defaults(tmp_path: Path) -> None:
+    cfg = tmp_path / "notify.yaml"
+    cfg.write_text(
+        "namespaces:\n  demo: {gitlab-project: group/app, slack: team-a, gitlab-url: https://gl.example}\n"
+        "slack: {webhooks: {team-a: {url_file: " + str(tmp_path / "slack") + "}}}\n"
+    )
+    (tmp_path / "slack").write_text("https://hooks.slack.test/T/B/X\n")
+    s = settings({"NOTIFY_CONFIG": str(cfg)})
+    run = parse_event(T.format("running"), "x", data("01-running", {P + "sha": SHA, P + "notify-on": "failure"}))
+    assert run is not None
+    targets = select_targets(run, s, s.config.get())
+    assert [(t.kind, t.url or "-", sorted(t.states)) for t in targets] == [
+        ("gitlab", "https://gl.example", ["failed"]),
+        ("slack", "-", ["failed"]),
+    ]
+    assert targets[1].secret == "https://hooks.slack.test/T/B/X" and "hooks.slack" not in repr(targets[1])
+    # an annotation switches a default off and cannot choose the URL that receives the token
+    run = parse_event(
+        T.format("running"),
+        "x",
+        data("01-running", {P + "sha": SHA, P + "slack": "false", P + "gitlab-url": "https://evil.test"}),
+    )
+    assert run is not None
+    assert [(t.kind, t.url) for t in select_targets(run, s, s.config.get())] == [("gitlab", "https://gl.example")]
+    # no SHA: commit statuses are left out; a SHA from a param is used
+    run = parse_event(T.format("running"), "x", data("01-running", {P + "github-repo": "o/r"}))
+    assert run is not None and [t.kind for t in select_targets(run, s, s.config.get())] == ["slack"]
+    d = data("01-running", {P + "github-repo": "o/r"})
+    d["pipelineRun"]["spec"]["params"].append({"name": "revision", "value": SHA.upper()})
+    run = parse_event(T.format("running"), "x", d)
+    assert run is not None and select_targets(run, s, s.config.get())[1].sha == SHA
+
+
+def test_parse_states() -> None:
+    every = frozenset({"queued"})
+    assert parse_states("terminal", every) == {"successful", "failed"}
+    assert parse_states("running, failure", every) == {"running", "failed"}
+    assert parse_states("bogus", every) == every
+    assert parse_states(None, every) == every
+
+
+def test_request_shapes() -> None:
+    s = settings({"GITLAB_URL": "https://gl.test", "WEBHOOK_URL": "https://hook.test/x", "WEBHOOK_SECRET": "k"})
+    notes = {P + "gitlab-project": "group/sub/app", P + "github-repo": "o/r", P + "sha": SHA, P + "webhook": "true"}
+    long = data("02-failed", notes)
+    long["pipelineRun"]["status"]["conditions"][0]["message"] = "x" * 500
+    event = parse_event(T.format("failed"), "x", long)
+    assert event is not None
+    gitlab, github, hook = select_targets(event, s, s.config.get())
+    url = "https://l.test/logs/demo/release-run-9fz4q"
+    r = build_request(event, gitlab, url)
+    assert r.url == f"https://gl.test/api/v4/projects/group%2Fsub%2Fapp/statuses/{SHA}"
+    assert r.headers["PRIVATE-TOKEN"] == "gl-secret" and "gl-secret" not in repr(r)
+    assert json.loads(r.body or b"")["state"] == "failed"
+    r = build_request(event, github, url)
+    body = json.loads(r.body or b"")
+    assert r.url == f"https://api.github.com/repos/o/r/statuses/{SHA}"
+    assert body["state"] == "failure" and len(body["description"]) == 140 and body["target_url"] == url
+    r = build_request(event, hook, url)
+    assert r.headers["X-Signature-256"] == sign("k", r.body or b"")
+    ok = HttpResponse(400, {}, b'{"message":"Cannot transition status via :run from :running"}')
+    assert classify(gitlab, ok) == "done" and classify(github, ok) == "fail"
+    assert classify(github, HttpResponse(429, {}, b"")) == "retry"
+    listing = json.dumps([{"context": github.context, "state": "success", "target_url": url}]).encode()
+    assert already_terminal(github, url, HttpResponse(200, {}, listing))
+    assert not already_terminal(github, url + "-other", HttpResponse(200, {}, listing))
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def scripted(answers: list[Any]) -> Any:
+    calls: list[float] = []
+
+    def transport(request: HttpRequest, timeout: float) -> HttpResponse:
+        calls.append(timeout)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    transport.calls = calls  # type: ignore[attr-defined]
+    return transport
+
+
+def test_backoff_retry_after_and_budget() -> None:
+    t = FakeTime()
+    policy = RetryPolicy(timeout=5, max_attempts=6, backoff_base=0.5, backoff_max=2, budget=30)
+    answers = [ConnectionRefusedError(), HttpResponse(500, {}, b""), HttpResponse(503, {}, b"")]
+    answers += [HttpResponse(429, {"Retry-After": "7"}, b""), HttpResponse(201, {}, b"")]
+    d = Deliverer(policy, scripted(answers), t.sleep, t.clock)
+    result = d.send(HttpRequest("POST", "http://x", {}), lambda r: "ok" if r.status < 300 else "retry")
+    assert result.verdict == "ok" and result.attempts == 5
+    assert t.sleeps == [0.5, 1.0, 2.0, 7.0]
+    # a Retry-After past the budget: give up at once, for Eventing to redeliver later
+    t = FakeTime()
+    d = Deliverer(policy, scripted([HttpResponse(429, {"Retry-After": "60"}, b"")]), t.sleep, t.clock)
+    result = d.send(HttpRequest("POST", "http://x", {}), lambda r: "retry")
+    assert (result.verdict, result.attempts, t.sleeps) == ("retry", 1, [])
+    # permanent answers are not retried
+    d = Deliverer(policy, scripted([HttpResponse(404, {}, b"")]), t.sleep, t.clock)
+    assert d.send(HttpRequest("POST", "http://x", {}), lambda r: "fail").attempts == 1
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    assert retry_after_seconds("soon") is None
+
+
+def test_lru_forgets_the_least_recently_used_run() -> None:
+    states = RunStates(2)
+    states.get("a")
+    states.get("b")
+    states.get("a")
+    states.get("c")
+    assert "a" in states and "c" in states and "b" not in states
+
+
+def test_concurrent_duplicates_are_sent_once_and_secrets_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    entered, gate, second = threading.Event(), threading.Event(), threading.Event()
+    posts: list[str] = []
+
+    def transport(request: HttpRequest, timeout: float) -> HttpResponse:
+        if request.method == "GET":
+            return HttpResponse(200, {}, b"[]")
+        posts.append(request.url)
+        if len(posts) == 1:
+            entered.set()
+            gate.wait(10)
+        else:
+            second.set()
+        return HttpResponse(201, {}, b"{}")
+
+    s = settings()
+    notifier = Notifier(s, Deliverer(s.retry, transport))
+    d = data("01-successful", {P + "github-repo": "o/r", P + "sha": SHA}, uid="u-1")
+    caplog.set_level(logging.DEBUG)
+    results: list[int] = []
+    first = threading.Thread(target=lambda: results.append(notifier.handle(T.format("successful"), "1", d).status))
+    first.start()
+    assert entered.wait(10)
+    dup = threading.Thread(target=lambda: results.append(notifier.handle(T.format("successful"), "2", d).status))
+    dup.start()
+    assert not second.wait(0.5)  # the duplicate waits on the run's lock instead of posting
+    gate.set()
+    first.join(10)
+    dup.join(10)
+    assert results == [200, 200] and len(posts) == 1
+    assert "gh-secret" not in caplog.text
