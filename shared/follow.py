@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 # How long a finished run may wait for the TaskRun/pod watches to catch up with the PipelineRun's.
 CATCH_UP_SECONDS = 5.0
+# How long a deleted pod's log connection may stay open before it is cut (the kubelet normally
+# ends it at once; this guards against a connection that hangs instead).
+DELETED_POD_GRACE = 5.0
 # Log batches in flight between container readers and a slow client: back-pressure, not memory.
 MAX_BATCHES = 64
 
@@ -96,6 +99,7 @@ class RunFollower:
         self._replaying: str | None = None
         self._noticed: set[str] = set()
         self._done_since: float | None = None
+        self._deletion_timers: dict[str, threading.Timer] = {}
 
     # -- public ----------------------------------------------------------------------------------
     def events(self) -> Iterator[Event]:
@@ -131,6 +135,8 @@ class RunFollower:
                 follower.interrupt()
         with watch.cond:
             watch.cond.notify_all()
+        for timer in self._deletion_timers.values():
+            timer.cancel()
         for thread, _ in list(self._streamers.values()):
             thread.join(5.0)
         self.registry.release(watch)
@@ -242,6 +248,7 @@ class RunFollower:
                     message = f"task failed: {cond.reason}: {cond.message}".rstrip(": ")
                     yield from self._once(f"failed/{name_of(taskrun)}", Notice(task, message, kind="failed"))
 
+        self._interrupt_deleted(watch)
         yield from self._custom_run_notices(pipelinerun)
         if not is_done(pipelinerun) or self._streamers:
             return None
@@ -260,6 +267,16 @@ class RunFollower:
                 threading.Timer(0.2, self._on_change).start()
                 return None
         return RunFinished(run_status(pipelinerun, taskruns))
+
+    def _interrupt_deleted(self, watch: RunWatch) -> None:
+        """A kubelet ends a log follow when the pod's containers are killed; should that
+        connection hang instead, cut it once the pod has been gone for a while."""
+        for pod, (_, followers) in list(self._streamers.items()):
+            if pod in watch.deleted_pods and pod not in self._deletion_timers:
+                timer = threading.Timer(DELETED_POD_GRACE, _interrupt_all, args=(followers,))
+                timer.daemon = True
+                self._deletion_timers[pod] = timer
+                timer.start()
 
     def _once(self, key: str, event: Event) -> Iterator[Event]:
         if key not in self._noticed:
@@ -312,6 +329,8 @@ class RunFollower:
             self._queue.put(_Done(attempt))
 
     def _stream_containers(self, watch: RunWatch, taskrun_name: str, attempt: Attempt, followers: list) -> None:
+        streamed: list[int] = []  # lines delivered for this attempt, for the deletion notice
+
         def taskrun_done() -> bool:
             taskrun = watch.taskruns.get(taskrun_name)
             return taskrun is None or is_done(taskrun)
@@ -327,7 +346,7 @@ class RunFollower:
         if self._stop.is_set():
             return
         if pod is None:
-            self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch), kind="no-logs"))
+            self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs"))
             return
         for container in pod_containers(pod):
             if not self.options.wants_step(container.name):
@@ -348,21 +367,22 @@ class RunFollower:
                 )
                 started = follower.wait_started(taskrun_done, stuck_ok=True)
             if started == "deleted":
-                self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch), kind="no-logs"))
+                self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs"))
                 return
             if started != "started":
                 return
-            result = follower.follow(self._emitter(attempt, container.name))
+            result = follower.follow(self._emitter(attempt, container.name, streamed))
             if result == "deleted":
-                self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch), kind="no-logs"))
+                self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs"))
                 return
             if result.startswith("error"):
                 self._queue.put(Notice(attempt.task, result, step=container.name, kind="error"))
             if result != "done":
                 return
 
-    def _emitter(self, attempt: Attempt, step: str) -> Callable[[list[tuple[str, bytes]]], None]:
+    def _emitter(self, attempt: Attempt, step: str, streamed: list[int]) -> Callable[[list[tuple[str, bytes]]], None]:
         def emit(batch: list[tuple[str, bytes]]) -> None:
+            streamed.append(len(batch))
             lines = [
                 LogLine(attempt.task, step, data.decode("utf-8", "surrogateescape"), ts, attempt.index, attempt.pod)
                 for ts, data in batch
@@ -373,6 +393,11 @@ class RunFollower:
             self._queue.put(lines)
 
         return emit
+
+
+def _interrupt_all(followers: list[ContainerFollower]) -> None:
+    for follower in followers:
+        follower.interrupt()
 
 
 def _pod_active(pod: Obj) -> bool:
@@ -386,8 +411,10 @@ def _no_pod_message(taskrun: Obj) -> str:
     return f"no logs: the task ended before a pod ran ({cond.reason}: {cond.message})".replace(": )", ")")
 
 
-def _deleted_message(attempt: Attempt, watch: RunWatch) -> str:
+def _deleted_message(attempt: Attempt, watch: RunWatch, streamed: bool) -> str:
     taskrun = watch.taskruns.get(attempt.taskrun)
     cond = succeeded_condition(taskrun) if taskrun else None
     why = f" ({cond.reason}: {cond.message})" if cond and cond.status == "False" else ""
+    if streamed:
+        return f"pod {attempt.pod} was deleted while running{why}; its logs end here"
     return f"no logs: pod {attempt.pod} was deleted{why}"

@@ -152,6 +152,20 @@ class Listener:
             conn.close()
 
 
+def chunks(listener: Listener, path: str, timeout: float = 60.0) -> Iterator[bytes]:
+    """Raw body bytes as they arrive (a text-mode heartbeat is a lone b"\\r", no newline)."""
+    conn = listener.connect(timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": basic()})
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise AssertionError(f"{path}: {resp.status} {resp.read()[:500]!r}")
+        while data := resp.read1(65536):
+            yield data
+    finally:
+        conn.close()
+
+
 def strip_heartbeats(text: bytes) -> bytes:
     """Removes the text mode's heartbeat carriage returns, which only stand at line starts."""
     return b"\n".join(line.lstrip(b"\r") for line in text.split(b"\n"))

@@ -79,7 +79,8 @@ class LogStore:
         with self._lock:
             self._pods.discard((namespace, pod))
             for key in [k for k in self._logs if k[:2] == (namespace, pod)]:
-                del self._logs[key]
+                # Deleting a pod kills its containers: open follows end.
+                self._logs.pop(key).state = "removed"
             self._lock.notify_all()
 
     def set_waiting(self, namespace: str, pod: str, container: str, reason: str) -> None:
