@@ -7,10 +7,17 @@ The functions use only this surface:
     if not decision.ok: respond decision.status with decision.error and decision.headers
     if not decision.principal.may_read(namespace): 403
 
-Credential sources: `AUTH_USERNAME`/`AUTH_PASSWORD` (one user, every namespace). There are no
-default credentials: with none configured every request is refused with 503 and the log says why.
+    stream_limiter = StreamLimiter.from_env()
+    lease = stream_limiter.acquire(decision.principal)   # raises StreamLimitExceeded: 429
+    return Response(lease.guard(body), ...)
+
+Credential sources: `AUTH_USERNAME`/`AUTH_PASSWORD` (one user, every namespace) and the file named
+by `AUTH_FILE` (many users and bearer tokens, each with its namespaces; reloaded when it changes).
+There are no default credentials: with none configured every request is refused with 503 and the
+log says why. Details and settings: docs/security.md.
 """
 
 from shared.auth.authenticator import Authenticator, Decision, Principal
+from shared.auth.limits import StreamLease, StreamLimiter, StreamLimitExceeded
 
-__all__ = ["Authenticator", "Decision", "Principal"]
+__all__ = ["Authenticator", "Decision", "Principal", "StreamLease", "StreamLimitExceeded", "StreamLimiter"]

@@ -1,16 +1,42 @@
+"""HTTP Basic and Bearer authentication against env credentials and a reloadable credentials file.
+
+See docs/security.md for the threat model and the reasoning behind each measure.
+"""
+
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import logging
 import os
-from collections.abc import Mapping
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+import bcrypt
+
+from shared.auth.credentials import Credentials, CredentialsFile, token_digest
+from shared.auth.limits import Clock, RecentSet, SlidingWindow, env_int
 
 log = logging.getLogger(__name__)
 
 REALM = "tekton-pipeline-listener"
+NOT_CONFIGURED = "authentication is not configured on this service"
+# Far above any real credential (a 72-byte bcrypt password or a 47-character token in base64), far
+# below what would make decoding cost anything.
+MAX_AUTHORIZATION_LENGTH = 4096
+MAX_USERNAME_LENGTH = 256
+BCRYPT_MAX_PASSWORD = 72  # bcrypt ignores the rest; bcrypt 5 raises instead, so truncate as htpasswd does
+DEFAULT_BCRYPT_COST = 12
+KNOWN_ADDRESS_TTL = 24 * 3600.0
+MAX_CACHE_ENTRIES = 4096
+
+CheckPw = Callable[[bytes, bytes], bool]
 
 
 @dataclass(frozen=True)
@@ -19,6 +45,7 @@ class Principal:
 
     name: str
     namespaces: frozenset[str] | None = None
+    kind: str = "user"  # "user" (Basic) or "token" (Bearer)
 
     def may_read(self, namespace: str) -> bool:
         return self.namespaces is None or namespace in self.namespaces
@@ -42,42 +69,349 @@ class Decision:
             ok=False, status=401, error=error, headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
         )
 
-
-class Authenticator:
-    """Checks HTTP Basic credentials in constant time."""
-
-    def __init__(self, username: str | None, password: str | None) -> None:
-        self._user = (username or "").encode()
-        self._password = (password or "").encode()
-        self.configured = bool(username) and bool(password)
-        if not self.configured:
-            log.error(
-                "no credentials configured (AUTH_USERNAME/AUTH_PASSWORD): "
-                "every request to a protected endpoint is refused"
-            )
+    @classmethod
+    def too_many(cls, retry_after: int) -> Decision:
+        return cls(
+            ok=False,
+            status=429,
+            error="too many failed authentication attempts; retry later",
+            headers={"Retry-After": str(retry_after)},
+        )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Authenticator:
-        return cls(environ.get("AUTH_USERNAME"), environ.get("AUTH_PASSWORD"))
+    def unavailable(cls) -> Decision:
+        return cls(ok=False, status=503, error=NOT_CONFIGURED)
+
+
+@dataclass(frozen=True)
+class _User:
+    principal: Principal
+    password_hash: bytes
+    prehashed: bool  # the env user: bcrypt(base64(sha256(password))), so any length works
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One immutable version of the configuration; swapped whole on reload."""
+
+    generation: int
+    users: Mapping[str, _User]
+    tokens: tuple[tuple[bytes, Principal], ...]
+    dummy_hash: bytes
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.users or self.tokens)
+
+
+def _prehash(password: bytes) -> bytes:
+    return base64.b64encode(hashlib.sha256(password).digest())
+
+
+def _shown(value: str) -> str:
+    """A caller-supplied value made safe for one log line."""
+    return repr(value[:64])
+
+
+class Authenticator:
+    """Checks `Authorization` headers; see the module docstring of `shared.auth` for the surface."""
+
+    def __init__(
+        self,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        auth_file: str | None = None,
+        cache_ttl: float = 60.0,
+        max_failures_per_address: int = 10,
+        max_failures_per_user: int = 20,
+        failure_window: float = 60.0,
+        bcrypt_cost: int = DEFAULT_BCRYPT_COST,
+        reload_interval: float = 1.0,
+        known_address_ttl: float = KNOWN_ADDRESS_TTL,
+        clock: Clock = time.monotonic,
+        checkpw: CheckPw = bcrypt.checkpw,
+    ) -> None:
+        self._clock = clock
+        self._checkpw = checkpw
+        self._bcrypt_cost = bcrypt_cost
+        self._cache_ttl = cache_ttl
+        self._reload_interval = reload_interval
+        # A fresh random key per process: cache keys are useless outside this process and cannot
+        # be precomputed from guessed passwords.
+        self._cache_key = secrets.token_bytes(32)
+        self._cache: dict[bytes, tuple[Principal, float, int]] = {}
+        self._cache_lock = threading.Lock()
+        self._address_failures = SlidingWindow(max_failures_per_address, failure_window, clock)
+        self._user_failures = SlidingWindow(max_failures_per_user, failure_window, clock)
+        self._known_addresses = RecentSet(known_address_ttl, clock)
+        self._hash_cache: dict[tuple[str, int], bytes] = {}
+        self._reload_lock = threading.Lock()
+        self._last_check = clock()
+        self._generation = 0
+        self._was_configured: bool | None = None
+
+        self._env_user: str | None = None
+        self._env_password: bytes | None = None
+        if username and password:
+            self._env_user = username
+            self._env_password = password.encode("utf-8")
+        elif username or password:
+            log.error("AUTH_USERNAME and AUTH_PASSWORD must be set together; ignoring the one that is set")
+        self._file = CredentialsFile(auth_file) if auth_file else None
+        self._snapshot = self._build(self._file.load() if self._file else (Credentials({}, ()), []))
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> Authenticator:
+        """Settings from the environment (see docs/security.md); keyword overrides win (tests)."""
+        settings: dict[str, object] = {
+            "auth_file": environ.get("AUTH_FILE") or None,
+            "cache_ttl": float(env_int(environ, "AUTH_CACHE_TTL", 60)),
+            "max_failures_per_address": env_int(environ, "AUTH_MAX_FAILURES_PER_ADDRESS", 10),
+            "max_failures_per_user": env_int(environ, "AUTH_MAX_FAILURES_PER_USER", 20),
+            "failure_window": float(env_int(environ, "AUTH_FAILURE_WINDOW", 60, minimum=1)),
+            "bcrypt_cost": env_int(environ, "AUTH_BCRYPT_COST", DEFAULT_BCRYPT_COST, minimum=4),
+        }
+        settings.update(overrides)
+        return cls(environ.get("AUTH_USERNAME"), environ.get("AUTH_PASSWORD"), **settings)  # type: ignore[arg-type]
+
+    @property
+    def configured(self) -> bool:
+        return self._snapshot.configured
+
+    # --- configuration -------------------------------------------------------------------------
+
+    def reload(self, force: bool = False) -> bool:
+        """Re-read the credentials file now if it changed (or always with force); True if reloaded.
+
+        Requests call this at most once per `reload_interval`; tests and operators may call it
+        directly instead of waiting.
+        """
+        if self._file is None:
+            return False
+        with self._reload_lock:
+            self._last_check = self._clock()
+            if not force and not self._file.changed():
+                return False
+            self._snapshot = self._build(self._file.load())
+            return True
+
+    def _maybe_reload(self) -> None:
+        if self._file is None or self._clock() - self._last_check < self._reload_interval:
+            return
+        # One thread checks; the others go on with the current snapshot instead of queueing.
+        if not self._reload_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_check = self._clock()
+            if self._file.changed():
+                self._snapshot = self._build(self._file.load())
+        except Exception:  # a broken reload must not take requests down; keep the last snapshot
+            log.exception("reloading the credentials file failed; keeping the previous credentials")
+        finally:
+            self._reload_lock.release()
+
+    def _hash(self, purpose: str, cost: int, secret: bytes) -> bytes:
+        key = (purpose, cost)
+        if key not in self._hash_cache:
+            self._hash_cache[key] = bcrypt.hashpw(secret, bcrypt.gensalt(cost))
+        return self._hash_cache[key]
+
+    def _build(self, loaded: tuple[Credentials, list[str]]) -> _Snapshot:
+        credentials, problems = loaded
+        level = logging.ERROR if self._file is not None and self._file.unusable else logging.WARNING
+        for problem in problems:
+            log.log(level, "%s", problem)
+        # Unknown users are verified against a dummy hash of the cost most users have, and the env
+        # user is hashed at that cost too, so a wrong password costs the same for every name.
+        costs = Counter(entry.cost for entry in credentials.users.values())
+        cost = max(costs, key=lambda c: (costs[c], c)) if costs else self._bcrypt_cost
+        if len(costs) > 1:
+            log.warning(
+                "credentials file mixes bcrypt costs %s; failed logins of users with a different cost than %d "
+                "are distinguishable by timing from unknown users",
+                sorted(costs),
+                cost,
+            )
+        users: dict[str, _User] = {
+            name: _User(Principal(name, entry.namespaces, "user"), entry.password_hash, prehashed=False)
+            for name, entry in credentials.users.items()
+        }
+        if self._env_user is not None and self._env_password is not None:
+            if self._env_user in users:
+                log.warning(
+                    "user %s is defined in the credentials file and AUTH_USERNAME; the file wins", self._env_user
+                )
+            else:
+                env_hash = self._hash("env", cost, _prehash(self._env_password))
+                users[self._env_user] = _User(Principal(self._env_user, None, "user"), env_hash, prehashed=True)
+        tokens = tuple((entry.digest, Principal(entry.name, entry.namespaces, "token")) for entry in credentials.tokens)
+        self._generation += 1
+        snapshot = _Snapshot(
+            generation=self._generation,
+            users=users,
+            tokens=tokens,
+            dummy_hash=self._hash("dummy", cost, secrets.token_bytes(16)),
+        )
+        with self._cache_lock:
+            self._cache.clear()  # a changed file may have revoked or re-scoped a cached user
+        self._log_configuration(snapshot, credentials)
+        return snapshot
+
+    def _log_configuration(self, snapshot: _Snapshot, credentials: Credentials) -> None:
+        if not snapshot.configured:
+            if self._was_configured is not False:
+                sources = "AUTH_USERNAME/AUTH_PASSWORD" + (f" or AUTH_FILE={self._file.path}" if self._file else "")
+                log.error(
+                    "authentication is not configured (no usable credentials in %s): every request to a protected "
+                    "endpoint is refused with 503",
+                    sources,
+                )
+            self._was_configured = False
+            return
+        self._was_configured = True
+        log.info(
+            "authentication: %d users, %d tokens from %s%s",
+            len(credentials.users),
+            len(credentials.tokens),
+            self._file.path if self._file else "no credentials file",
+            f", plus AUTH_USERNAME user {self._env_user}" if self._env_user in snapshot.users else "",
+        )
+
+    # --- requests ------------------------------------------------------------------------------
 
     def authenticate(self, authorization: str | None, client_address: str = "") -> Decision:
-        if not self.configured:
-            return Decision(ok=False, status=503, error="authentication is not configured on this service")
+        self._maybe_reload()
+        snapshot = self._snapshot
+        if not snapshot.configured:
+            return Decision.unavailable()
         if not authorization:
             return Decision.challenge("authentication required")
-        scheme, _, value = authorization.strip().partition(" ")
-        if scheme.lower() != "basic" or not value:
-            return Decision.challenge("unsupported authorization scheme; use HTTP Basic")
+        if len(authorization) > MAX_AUTHORIZATION_LENGTH:
+            return Decision.challenge("malformed Authorization header")
+        parts = authorization.strip().split(None, 1)
+        if len(parts) != 2:
+            return Decision.challenge("malformed Authorization header")
+        scheme, value = parts[0].lower(), parts[1].strip()
+        address = client_address[:128]
+        if scheme == "basic":
+            return self._basic(value, address, snapshot)
+        if scheme == "bearer":
+            return self._bearer(value, address, snapshot)
+        return Decision.challenge("unsupported authorization scheme; use HTTP Basic or Bearer")
+
+    def _basic(self, value: str, address: str, snapshot: _Snapshot) -> Decision:
         try:
-            decoded = base64.b64decode(value.strip(), validate=True)
-        except (binascii.Error, ValueError):
+            decoded = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
             return Decision.challenge("malformed Basic credentials")
-        user, sep, password = decoded.partition(b":")
+        raw_user, sep, password = decoded.partition(b":")
         if not sep:
             return Decision.challenge("malformed Basic credentials")
-        # Both comparisons always run, so timing does not tell which part was wrong.
-        user_ok = hmac.compare_digest(user, self._user)
-        password_ok = hmac.compare_digest(password, self._password)
-        if user_ok and password_ok:
-            return Decision.allow(Principal(self._user.decode()))
+        try:
+            user = raw_user.decode("utf-8")
+        except UnicodeDecodeError:
+            return Decision.challenge("malformed Basic credentials")
+        if not user or len(user) > MAX_USERNAME_LENGTH or not user.isprintable():
+            # No such name can exist in the file format, so refusing fast reveals nothing.
+            return Decision.challenge("invalid credentials")
+
+        cache_key = hmac.digest(self._cache_key, b"basic\0" + raw_user + b"\0" + password, "sha256")
+        cached = self._cache_get(cache_key, snapshot.generation)
+        if cached is not None:
+            # Proven correct earlier: never blocked by failures of others (see docs/security.md).
+            return Decision.allow(cached)
+
+        # Counted as failures before bcrypt runs (and forgotten on success), so concurrent bursts
+        # cannot exceed the limits.
+        wait, address_stamp = self._address_failures.attempt(address)
+        if wait:
+            return Decision.too_many(wait)
+        exempt = (user, address) in self._known_addresses
+        wait, user_stamp = self._user_failures.attempt(user, block=not exempt)
+        if wait:
+            self._address_failures.undo(address, address_stamp)
+            return Decision.too_many(wait)
+
+        entry = snapshot.users.get(user)
+        if self._verify(entry, password, snapshot):
+            assert entry is not None
+            self._address_failures.undo(address, address_stamp)
+            self._user_failures.undo(user, user_stamp)
+            self._cache_put(cache_key, entry.principal, snapshot.generation)
+            self._known_addresses.add((user, address))
+            return Decision.allow(entry.principal)
+        self._failed(address, user, known=entry is not None)
         return Decision.challenge("invalid credentials")
+
+    def _verify(self, entry: _User | None, password: bytes, snapshot: _Snapshot) -> bool:
+        try:
+            if entry is None:
+                # Same work as a known user with a wrong password: timing does not tell names apart.
+                self._checkpw(password[:BCRYPT_MAX_PASSWORD], snapshot.dummy_hash)
+                return False
+            candidate = _prehash(password) if entry.prehashed else password[:BCRYPT_MAX_PASSWORD]
+            return bool(self._checkpw(candidate, entry.password_hash))
+        except ValueError:  # a hash bcrypt refuses (validated at load, so should not happen)
+            log.error("bcrypt refused the stored hash of a user; treating the login as failed")
+            return False
+
+    def _bearer(self, value: str, address: str, snapshot: _Snapshot) -> Decision:
+        if not value.isascii() or not value.isprintable() or " " in value:
+            return Decision.challenge("malformed Bearer token")
+        digest = token_digest(value)
+        found: Principal | None = None
+        # Compare with every token, without stopping early: constant time in the match position.
+        for stored, principal in snapshot.tokens:
+            if hmac.compare_digest(digest, stored):
+                found = principal
+        if found is not None:
+            # A 256-bit token cannot be guessed, and checking it costs microseconds, so a valid
+            # token is never blocked by failures from its address.
+            return Decision.allow(found)
+        wait, _ = self._address_failures.attempt(address)
+        if wait:
+            return Decision.too_many(wait)
+        self._failed(address, None, known=False)
+        return Decision.challenge("invalid credentials")
+
+    def _failed(self, address: str, user: str | None, known: bool) -> None:
+        # The name is logged only when it exists: a name that does not may be a password typed
+        # into the wrong field.
+        who = f"user {user}" if known and user else ("unknown user" if user else "bearer token")
+        log.info("authentication failed: %s from %s", who, _shown(address))
+        # The failure was already counted by `attempt`; say so once the limit is reached.
+        if self._address_failures.retry_after(address):
+            log.warning("failed authentications from %s reached the limit; blocked for a while", _shown(address))
+        if user is not None and known and self._user_failures.retry_after(user):
+            log.warning("failed authentications for user %s reached the limit; new addresses blocked", user)
+
+    def _cache_get(self, key: bytes, generation: int) -> Principal | None:
+        if self._cache_ttl <= 0:
+            return None
+        with self._cache_lock:
+            item = self._cache.get(key)
+            if item is None:
+                return None
+            principal, expires, item_generation = item
+            if item_generation != generation or self._clock() >= expires:
+                del self._cache[key]
+                return None
+            return principal
+
+    def _cache_put(self, key: bytes, principal: Principal, generation: int) -> None:
+        if self._cache_ttl <= 0:
+            return
+        now = self._clock()
+        with self._cache_lock:
+            if len(self._cache) >= MAX_CACHE_ENTRIES:
+                for stale in [k for k, (_, expires, _) in self._cache.items() if expires <= now]:
+                    del self._cache[stale]
+                while len(self._cache) >= MAX_CACHE_ENTRIES:
+                    del self._cache[next(iter(self._cache))]
+            self._cache[key] = (principal, now + self._cache_ttl, generation)
+
+    def reset_limits(self) -> None:
+        """Forget failure counts (an operator action after a known incident; also tests)."""
+        self._address_failures.reset()
+        self._user_failures.reset()

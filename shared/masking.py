@@ -1,0 +1,167 @@
+"""Replace secret values by `***` in text and in streams of chunks.
+
+    masker = SecretMasker([b"hunter22", "s3cr3t-token"])
+    masker.mask(b"password=hunter22")            # b"password=***"
+    stream = masker.stream()                      # one per log stream (it keeps state)
+    for chunk in chunks:
+        out(stream.feed(chunk))
+    out(stream.flush())                           # at the end of the stream
+
+Semantics (identical for one-shot and streamed input, whatever the chunk boundaries):
+
+- Every byte covered by an occurrence of any secret is masked; overlapping occurrences (`abcd` and
+  `cdef` in `abcdef`, or `aaaa` in `aaaaaa`) merge into one `***`, so no fragment of a secret is
+  ever emitted. Where secrets nest, the longest one wins (alternatives are tried longest first).
+- Multi-line values (certificates, keys, JSON documents) are masked line by line: each line of the
+  value (stripped of surrounding whitespace) is a secret of its own. That is what survives when
+  the log is cut into lines and prefixed, and it means no secret contains a newline, so a stream
+  can release everything up to its last newline at once (live logs are not held back).
+- Values (or lines of values) shorter than `MIN_SECRET_LENGTH` bytes are ignored: masking `true`,
+  `1` or `abc` everywhere would make logs unreadable and tell an attacker the value anyway.
+- A stream holds back at most `max_len - 1` bytes after the last newline (the longest secret
+  minus one) until more data or `flush()` arrives.
+
+Speed: one compiled regex alternation (longest first) found with `re.search`, a call per
+occurrence, never a Python loop per byte.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import AnyStr, Generic
+
+MIN_SECRET_LENGTH = 4
+MASK = "***"
+
+
+def _pieces(value: bytes, min_length: int) -> list[bytes]:
+    """The maskable parts of one secret value: its non-trivial lines, stripped."""
+    return [piece for line in value.splitlines() if len(piece := line.strip()) >= min_length]
+
+
+class SecretMasker:
+    """An immutable set of secret values and the compiled patterns that find them."""
+
+    def __init__(
+        self, secrets: Iterable[str | bytes], *, min_length: int = MIN_SECRET_LENGTH, mask: str = MASK
+    ) -> None:
+        if min_length < 1:
+            raise ValueError("min_length must be at least 1")
+        values: set[bytes] = set()
+        for secret in secrets:
+            raw = secret.encode("utf-8") if isinstance(secret, str) else bytes(secret)
+            values.update(_pieces(raw, min_length))
+        # Longest first: at one position the regex engine takes the first alternative that matches.
+        self._values: tuple[bytes, ...] = tuple(sorted(values, key=lambda v: (-len(v), v)))
+        self.max_len = len(self._values[0]) if self._values else 0
+        self._mask_bytes = mask.encode("utf-8")
+        self._mask_str = mask
+        self._bytes_re: re.Pattern[bytes] | None = None
+        self._str_re: re.Pattern[str] | None = None
+        if self._values:
+            self._bytes_re = re.compile(b"|".join(re.escape(v) for v in self._values))
+            texts = []
+            for value in self._values:
+                try:
+                    texts.append(value.decode("utf-8"))
+                except UnicodeDecodeError:
+                    continue  # a binary value cannot occur in decoded text as such
+            if texts:
+                self._str_re = re.compile("|".join(re.escape(t) for t in sorted(texts, key=lambda t: (-len(t), t))))
+
+    def __bool__(self) -> bool:
+        return bool(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:  # never the values themselves
+        return f"SecretMasker({len(self._values)} values, max_len={self.max_len})"
+
+    def mask(self, data: AnyStr) -> AnyStr:
+        """Mask a complete text (a whole log, or one line when secrets never span lines)."""
+        stream: MaskingStream[AnyStr] = MaskingStream(self, type(data))
+        return stream.feed(data) + stream.flush()
+
+    def mask_lines(self, lines: Iterable[AnyStr]) -> Iterable[AnyStr]:
+        """Mask an iterable of lines one by one; valid because no secret contains a newline."""
+        for line in lines:
+            yield self.mask(line)
+
+    def stream(self, kind: type[AnyStr] = bytes) -> MaskingStream[AnyStr]:  # type: ignore[assignment]
+        """A fresh stateful masker for one stream of `bytes` (default) or `str` chunks."""
+        return MaskingStream(self, kind)
+
+
+class MaskingStream(Generic[AnyStr]):
+    """Masks one stream fed chunk by chunk; output never contains a secret or a part of one."""
+
+    def __init__(self, masker: SecretMasker, kind: type[AnyStr]) -> None:
+        self._kind = kind
+        if kind is bytes:
+            self._re = masker._bytes_re
+            self._mask = masker._mask_bytes
+            self._newline = b"\n"
+        elif kind is str:
+            self._re = masker._str_re
+            self._mask = masker._mask_str
+            self._newline = "\n"
+        else:
+            raise TypeError("kind must be bytes or str")
+        self._hold = max(masker.max_len - 1, 0)
+        self._tail: AnyStr = kind()
+        # How many leading characters of the tail are already masked: a merged mask whose `***` was
+        # emitted may continue into the tail, and an occurrence overlapping it must extend it
+        # silently rather than start a second `***`.
+        self._covered = 0
+
+    def feed(self, chunk: AnyStr) -> AnyStr:
+        if not isinstance(chunk, self._kind):
+            raise TypeError(f"this stream masks {self._kind.__name__}, got {type(chunk).__name__}")
+        if self._re is None:
+            return chunk
+        buf = self._tail + chunk if self._tail else chunk
+        # Every occurrence starting before `cut` lies wholly inside `buf` (it is at most max_len
+        # long), so masking up to `cut` decides exactly what the unsplit text would. After the last
+        # newline that holds as well, since no secret contains one.
+        cut = max(len(buf) - self._hold, buf.rfind(self._newline) + 1)
+        return self._emit(buf, cut)
+
+    def flush(self) -> AnyStr:
+        """The held-back tail, masked; the stream can be reused afterwards."""
+        if self._re is None or not self._tail:
+            self._tail, self._covered = self._kind(), 0
+            return self._kind()
+        return self._emit(self._tail, len(self._tail), final=True)
+
+    def _emit(self, buf: AnyStr, cut: int, final: bool = False) -> AnyStr:
+        pattern = self._re
+        assert pattern is not None
+        out: list[AnyStr] = []
+        covered = self._covered  # end of the current merged mask, relative to buf
+        pos = covered  # first character not yet emitted (or dropped as part of a mask)
+        search_from = 0
+        while True:
+            match = pattern.search(buf, search_from)
+            if match is None or match.start() >= cut:
+                break
+            start, end = match.span()
+            if start < covered:
+                covered = max(covered, end)  # overlaps the current mask: extend it
+            else:
+                out.append(buf[pos:start])
+                out.append(self._mask)
+                covered = end
+            pos = covered
+            # Next candidate may start inside this occurrence (overlaps must merge, not leak).
+            search_from = start + 1
+        if pos < cut:
+            out.append(buf[pos:cut])
+            pos = cut
+        if final:
+            self._tail, self._covered = self._kind(), 0
+        else:
+            self._tail = buf[cut:]
+            self._covered = max(covered - cut, 0)
+        return self._kind().join(out)
