@@ -10,7 +10,7 @@ import functools
 import threading
 import time
 
-from shared.auth import Authenticator
+from shared.auth import Authenticator, StreamLimiter
 from shared.kube import PIPELINERUNS, Kube, KubeError, load_api_client
 from shared.lifecycle import SHUTDOWN
 from shared.runwatch import RunWatchRegistry
@@ -21,6 +21,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.authenticator = Authenticator.from_env()
+        self.stream_limiter = StreamLimiter.from_env()
         # Set when the process is asked to stop: open streams end cleanly at a line boundary.
         self.shutdown = SHUTDOWN
         self._lock = threading.Lock()

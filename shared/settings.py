@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ class Settings:
     stream_deadline_seconds: float = 0.0
     kube_connections: int = 256
     readiness_cache_seconds: float = 5.0
+    # Proxies (CIDRs) whose X-Forwarded-For is believed: rate limits then key on the real client.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -52,4 +55,16 @@ class Settings:
             stream_deadline_seconds=_number(environ, "STREAM_DEADLINE_SECONDS", 0.0, 0, 86400),
             kube_connections=int(_number(environ, "KUBE_CONNECTIONS", 256, 1, 10000)),
             readiness_cache_seconds=_number(environ, "READINESS_CACHE_SECONDS", 5.0, 0, 3600),
+            trusted_proxies=_networks(environ, "TRUSTED_PROXIES"),
         )
+
+
+def _networks(environ: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    out = []
+    for item in (environ.get(name) or "").replace(" ", ",").split(","):
+        if item:
+            try:
+                out.append(ipaddress.ip_network(item, strict=False))
+            except ValueError as err:
+                raise SettingsError(f"{name}: {item!r} is not an IP network") from err
+    return tuple(out)

@@ -7,6 +7,7 @@ reaches the client as a stack trace.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
 import logging
 import select
@@ -17,7 +18,7 @@ from typing import Any
 
 from flask import Request, Response
 
-from shared.auth import Principal
+from shared.auth import Principal, StreamLease, StreamLimitExceeded
 from shared.kube import Forbidden, KubeError, NotFound, Unreachable
 from shared.lifecycle import install_gunicorn_hook
 from shared.names import namespace_problem, object_name_problem
@@ -90,7 +91,29 @@ def _authenticated(request: Request, svc: Service) -> bool:
     header = request.headers.get("Authorization")
     if not header:
         return False
-    return svc.authenticator.authenticate(header, request.remote_addr or "").ok
+    return svc.authenticator.authenticate(header, client_address(request, svc)).ok
+
+
+def client_address(request: Request, svc: Service) -> str:
+    """The caller's address for rate limits: the peer, or, behind a trusted proxy, the nearest
+    address in X-Forwarded-For that is not itself a trusted proxy (clients can prepend anything)."""
+    peer = request.remote_addr or ""
+    trusted = svc.settings.trusted_proxies
+    if not trusted or not _in_networks(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in_networks(hop, trusted):
+            return hop
+    return peer
+
+
+def _in_networks(address: str, networks: tuple) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
 
 
 # -- the endpoint wrapper ----------------------------------------------------------------------
@@ -158,7 +181,7 @@ def query_args(request: Request) -> Args:
 
 
 def authorize(request: Request, svc: Service, namespace: str) -> Principal:
-    decision = svc.authenticator.authenticate(request.headers.get("Authorization"), request.remote_addr or "")
+    decision = svc.authenticator.authenticate(request.headers.get("Authorization"), client_address(request, svc))
     if not decision.ok or decision.principal is None:
         raise HttpError(decision.status, decision.error, dict(decision.headers))
     if not decision.principal.may_read(namespace):
@@ -189,8 +212,25 @@ def client_gone_check(request: Request) -> Callable[[], bool]:
     return gone
 
 
-def streaming_response(chunks: Iterable[bytes], content_type: str, headers: dict[str, str] | None = None) -> Response:
-    response = Response(_flushing(chunks), mimetype=None, content_type=content_type)
+def admit_stream(svc: Service, principal: Principal) -> StreamLease:
+    """A slot for one more log stream of `principal`; 429 when it has too many open."""
+    try:
+        return svc.stream_limiter.acquire(principal)
+    except StreamLimitExceeded as err:
+        raise HttpError(err.status, err.error, dict(err.headers)) from err
+
+
+def streaming_response(
+    chunks: Iterable[bytes],
+    content_type: str,
+    headers: dict[str, str] | None = None,
+    lease: StreamLease | None = None,
+) -> Response:
+    body: Iterable[bytes] = _flushing(chunks)
+    if lease is not None:
+        # Outermost, so the slot is freed however the body ends, even if it never started.
+        body = lease.guard(body)
+    response = Response(body, mimetype=None, content_type=content_type)
     response.headers.update({**SECURITY_HEADERS, "Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"})
     for key, value in (headers or {}).items():
         response.headers[key] = value

@@ -140,7 +140,7 @@ def test_no_configured_credentials_refuse_everything(cluster: Cluster) -> None:
         status, body = bare.get_json("/status/x", auth=basic("", ""))
         assert status == 503 and "not configured" in body["error"]
         assert bare.get_json("/health", auth=None)[0] == 200
-    assert "no credentials configured" in bare.log_path.read_text()
+    assert "authentication is not configured" in bare.log_path.read_text()
 
 
 def test_rbac_denial_is_a_clear_5xx(listener: Listener, cluster: Cluster, namespace: str) -> None:
