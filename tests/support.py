@@ -54,9 +54,9 @@ class Listener:
     """The listener as a subprocess: the router (all functions, ingress paths) by default, or
     any command line, e.g. `functions-framework --source … --target …`."""
 
-    def __init__(self, cluster: Cluster, command: list[str] | None = None, **env: str) -> None:
+    def __init__(self, cluster: Cluster, command: list[str] | None = None, port: int | None = None, **env: str) -> None:
         self.cluster = cluster
-        self.port = free_port()
+        self.port = port or free_port()
         kubeconfig = cluster.write_kubeconfig(cluster.workdir / f"listener-{self.port}.kubeconfig", cluster.listener)
         self.env = {
             **os.environ,

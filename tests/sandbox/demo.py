@@ -38,8 +38,7 @@ def main() -> int:
     print("starting the sandbox (etcd + kube-apiserver + kubelet stand-in)...", flush=True)
     with Cluster.start() as cluster:
         grant_listener(cluster, LISTENER_NAMESPACE)
-        listener = Listener(cluster, AUTH_USERNAME=user, AUTH_PASSWORD=password)
-        listener.port = int(port)
+        listener = Listener(cluster, port=int(port), AUTH_USERNAME=user, AUTH_PASSWORD=password)
         sim = Simulator(cluster)
         with listener:
             for name, scenario in FIXED:
