@@ -1,0 +1,116 @@
+"""Collecting the Secret values a pod can see, with and without the extra RBAC."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from shared.kube import Kube, load_api_client
+from shared.secrets import SecretMaskers, secret_refs
+from shared.settings import Settings
+from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster
+from tests.support import grant_listener
+
+
+def env_ref(env: str, name: str, key: str) -> dict:
+    return {"name": env, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+
+
+POD = {
+    "spec": {
+        "initContainers": [{"name": "prepare", "env": [env_ref("A", "s1", "a")]}],
+        "containers": [
+            {
+                "name": "step-x",
+                "env": [
+                    env_ref("B", "s1", "b"),
+                    {"name": "C", "value": "plain"},
+                ],
+                "envFrom": [{"secretRef": {"name": "s2"}}, {"configMapRef": {"name": "cm"}}],
+            },
+        ],
+        "volumes": [
+            {"name": "ws", "secret": {"secretName": "s3"}},
+            {"name": "p", "projected": {"sources": [{"secret": {"name": "s4"}}, {"configMap": {"name": "cm"}}]}},
+            {"name": "e", "emptyDir": {}},
+        ],
+    }
+}
+
+
+def test_secret_refs_cover_env_envfrom_and_volumes() -> None:
+    assert secret_refs(POD) == {"s1": {"a", "b"}, "s2": None, "s3": None, "s4": None}
+
+
+def test_whole_secret_reference_wins_over_single_keys() -> None:
+    pod = {
+        "spec": {
+            "containers": [
+                {
+                    "name": "c",
+                    "env": [env_ref("X", "s", "k")],
+                    "envFrom": [{"secretRef": {"name": "s"}}],
+                }
+            ]
+        }
+    }
+    assert secret_refs(pod) == {"s": None}
+
+
+def _kube(cluster: Cluster, tmp_path: Path) -> Kube:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", cluster.listener)
+    return Kube(load_api_client(Settings(kubeconfig=str(kubeconfig))))
+
+
+def _secret(cluster: Cluster, namespace: str, name: str, data: dict[str, bytes]) -> None:
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
+        }
+    )
+
+
+def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    grant_listener(cluster, namespace)
+    _secret(cluster, namespace, "s1", {"a": b"token-aaaa-1111", "b": b"token-bbbb-2222", "unused": b"not-referenced"})
+    _secret(cluster, namespace, "s2", {"pem": b"-----BEGIN KEY-----\nMIIEsecretline\n-----END KEY-----"})
+    pod = {
+        "spec": {
+            "containers": [
+                {
+                    "name": "step-x",
+                    "env": [env_ref("B", "s1", "b")],
+                    "envFrom": [{"secretRef": {"name": "s2"}}],
+                }
+            ]
+        }
+    }
+    # The shipped Role cannot read Secrets: masking is off, nothing fails.
+    assert SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod) is None
+
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "listener-secrets", "namespace": namespace},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
+        }
+    )
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "listener-secrets", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "listener-secrets"},
+            "subjects": [{"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}],
+        }
+    )
+    masker = SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod)
+    assert masker is not None
+    assert masker.mask(b"auth token-bbbb-2222 ok") == b"auth *** ok"
+    assert masker.mask(b"key MIIEsecretline") == b"key ***"
+    # Only what the pod references is masked.
+    assert masker.mask(b"token-aaaa-1111 not-referenced") == b"token-aaaa-1111 not-referenced"
