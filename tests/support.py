@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -135,35 +136,31 @@ class Listener:
         status, _, body = self.get(path, **kwargs)
         return status, json.loads(body)
 
-    def stream(self, path: str, timeout: float = 60.0) -> Iterator[bytes]:
-        """Lines of a streaming response as they arrive (heartbeat bytes kept)."""
+    @contextlib.contextmanager
+    def opened(self, path: str, timeout: float = 60.0) -> Iterator[http.client.HTTPResponse]:
+        """An authenticated streaming GET that must answer 200."""
         conn = self.connect(timeout)
         try:
             conn.request("GET", path, headers={"Authorization": basic()})
             resp = conn.getresponse()
             if resp.status != 200:
                 raise AssertionError(f"{path}: {resp.status} {resp.read()[:500]!r}")
-            while True:
-                line = resp.readline()
-                if not line:
-                    return
-                yield line
+            yield resp
         finally:
             conn.close()
+
+    def stream(self, path: str, timeout: float = 60.0) -> Iterator[bytes]:
+        """Lines of a streaming response as they arrive (heartbeat bytes kept)."""
+        with self.opened(path, timeout) as resp:
+            while line := resp.readline():
+                yield line
 
 
 def chunks(listener: Listener, path: str, timeout: float = 60.0) -> Iterator[bytes]:
     """Raw body bytes as they arrive (a text-mode heartbeat is a lone b"\\r", no newline)."""
-    conn = listener.connect(timeout)
-    try:
-        conn.request("GET", path, headers={"Authorization": basic()})
-        resp = conn.getresponse()
-        if resp.status != 200:
-            raise AssertionError(f"{path}: {resp.status} {resp.read()[:500]!r}")
+    with listener.opened(path, timeout) as resp:
         while data := resp.read1(65536):
             yield data
-    finally:
-        conn.close()
 
 
 def strip_heartbeats(text: bytes) -> bytes:
