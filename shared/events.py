@@ -10,6 +10,7 @@ from typing import Any
 class RunStarted:
     namespace: str
     name: str
+    resumed: bool = False  # the stream continues an earlier one (a resume token was given)
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,7 @@ class LogLine:
     timestamp: str = ""  # the kubelet's RFC 3339 timestamp
     attempt: int = 0
     pod: str = ""
+    index: int = -1  # the step's position in the pod's step containers (for resume tokens)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,14 @@ class Notice:
     message: str
     step: str = ""
     kind: str = "info"  # skipped | no-logs | image-pull | failed | retry | error | info
+    key: str = ""  # identifies the notice across resumed streams, so it is never sent twice
+
+
+@dataclass(frozen=True)
+class AttemptDone:
+    """Every container of this attempt's pod was delivered (writers print nothing)."""
+
+    pod: str
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class RunFinished:
 class StreamEnded:
     """The stream stops before the run is done (deadline, shutdown, API failure)."""
 
-    reason: str
+    reason: str  # deadline | shutdown | error
     message: str
 
 
@@ -50,4 +60,4 @@ class Heartbeat:
     pass
 
 
-Event = RunStarted | LogLine | Notice | RunFinished | StreamEnded | Heartbeat
+Event = RunStarted | LogLine | Notice | AttemptDone | RunFinished | StreamEnded | Heartbeat

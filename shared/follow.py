@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import Event, Heartbeat, LogLine, Notice, RunFinished, RunStarted, StreamEnded
+from shared.events import AttemptDone, Event, Heartbeat, LogLine, Notice, RunFinished, RunStarted, StreamEnded
 from shared.kube import Kube
 from shared.model import (
     Attempt,
@@ -31,7 +31,8 @@ from shared.model import (
     succeeded_condition,
     taskrun_start_key,
 )
-from shared.podlogs import ContainerFollower
+from shared.podlogs import ContainerFollower, Cursor
+from shared.resume import ResumePoint
 from shared.runwatch import RunWatch, RunWatchRegistry
 from shared.status import run_status
 
@@ -67,6 +68,7 @@ class _Done:
 
 _CHANGED = object()
 _FLUSH = object()  # yielded by the loop just before it would block
+_END = object()  # returned by _reconcile: the stream ends without a final status
 
 
 class RunFollower:
@@ -80,6 +82,7 @@ class RunFollower:
         options: FollowOptions,
         shutdown: threading.Event | None = None,
         client_gone: Callable[[], bool] | None = None,
+        resume: ResumePoint | None = None,
     ) -> None:
         self.kube = kube
         self.registry = registry
@@ -89,6 +92,10 @@ class RunFollower:
         self.options = options
         self.shutdown = shutdown or threading.Event()
         self.client_gone = client_gone or (lambda: False)
+        # What an earlier stream of this client delivered: finished attempts and sent notices
+        # are skipped, attempts in progress continue after their last delivered line.
+        self.resume = resume or ResumePoint()
+        self.resumed = resume is not None
         self._queue: queue.Queue[object] = queue.Queue()
         self._space = threading.Semaphore(MAX_BATCHES)
         self._stop = threading.Event()
@@ -108,7 +115,7 @@ class RunFollower:
 
     def batches(self) -> Iterator[list[Event]]:
         """Events grouped by what was ready at once, so a writer can send them in one write."""
-        batch: list[Event] = [RunStarted(self.namespace, self.name)]
+        batch: list[Event] = [RunStarted(self.namespace, self.name, resumed=self.resumed)]
         watch = self.registry.acquire(self.namespace, self.name, self.initial)
         watch.add_listener(self._on_change)
         try:
@@ -158,10 +165,10 @@ class RunFollower:
             if self.client_gone():
                 return
             if self.shutdown.is_set():
-                yield StreamEnded("shutdown", "the listener is shutting down; reconnect to continue")
+                yield StreamEnded("shutdown", "the listener is shutting down")
                 return
             if self.options.deadline is not None and now >= self.options.deadline:
-                yield StreamEnded("deadline", "stream time limit reached; reconnect to continue")
+                yield StreamEnded("deadline", "stream time limit reached")
                 return
             waits = [1.0]
             if heartbeat > 0:
@@ -180,6 +187,8 @@ class RunFollower:
             if item is _CHANGED:
                 self._changed_pending.clear()
                 finished = yield from self._reconcile(watch)
+                if finished is _END:
+                    return
                 if finished is not None:
                     yield finished
                     return
@@ -190,11 +199,19 @@ class RunFollower:
                 if self._replaying == key:
                     self._replaying = None
                 self._queue.put(_CHANGED)
+                yield AttemptDone(key)
             elif isinstance(item, list):
                 self._space.release()
                 yield from item
+            elif isinstance(item, Notice):
+                # A notice from a streamer: said once across resumed streams too.
+                if item.key and (item.key in self._noticed or self.resume.notice_sent(item.key)):
+                    continue
+                if item.key:
+                    self._noticed.add(item.key)
+                yield item
             else:
-                yield item  # a Notice from a streamer
+                yield item
             last_sent = time.monotonic()
 
     def _reconcile(self, watch: RunWatch) -> Iterator[Event]:
@@ -208,10 +225,11 @@ class RunFollower:
             pods = dict(watch.pods)
             synced = len(watch.synced) == 3
         if error is not None:
+            # Not the run's end: the client may continue later, with the token this carries.
             yield StreamEnded("error", f"cannot follow the run: Kubernetes API {error.reason} ({error.detail})")
-            return RunFinished(run_status(pipelinerun, taskruns))
+            return _END
         if deleted:
-            yield Notice("", f"PipelineRun {self.name} was deleted", kind="error")
+            yield Notice("", f"PipelineRun {self.name} was deleted", kind="error", key="deleted-run")
             return RunFinished(run_status(pipelinerun, taskruns))
         if not synced:
             return None
@@ -228,6 +246,11 @@ class RunFollower:
                 yield from self._once(
                     f"nopod/{name_of(taskrun)}", Notice(task, _no_pod_message(taskrun), kind="no-logs")
                 )
+            for attempt in attempts:
+                if attempt.pod not in self._started and self.resume.attempt_done(attempt.pod):
+                    # Delivered in full by an earlier stream.
+                    self._started.add(attempt.pod)
+                    self._finished_attempts.add(attempt.pod)
             pending.extend((taskrun, a) for a in attempts if a.pod not in self._started)
         for taskrun, attempt in pending:
             pod = pods.get(attempt.pod)
@@ -278,10 +301,11 @@ class RunFollower:
                 self._deletion_timers[pod] = timer
                 timer.start()
 
-    def _once(self, key: str, event: Event) -> Iterator[Event]:
+    def _once(self, key: str, event: Notice) -> Iterator[Event]:
         if key not in self._noticed:
             self._noticed.add(key)
-            yield event
+            if not self.resume.notice_sent(key):
+                yield Notice(event.task, event.message, event.step, event.kind, key)
 
     def _skipped_notices(self, pipelinerun: Obj) -> Iterator[Event]:
         for skipped in status_of(pipelinerun).get("skippedTasks") or []:
@@ -324,7 +348,9 @@ class RunFollower:
             self._stream_containers(watch, taskrun_name, attempt, followers)
         except Exception:
             log.exception("following %s failed", attempt.pod)
-            self._queue.put(Notice(attempt.task, "log stream failed unexpectedly", kind="error"))
+            self._queue.put(
+                Notice(attempt.task, "log stream failed unexpectedly", kind="error", key=f"crash/{attempt.pod}")
+            )
         finally:
             self._queue.put(_Done(attempt))
 
@@ -345,13 +371,23 @@ class RunFollower:
             pod = watch.pods.get(attempt.pod)
         if self._stop.is_set():
             return
+        deleted_key = f"deleted/{attempt.pod}"
         if pod is None:
-            self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs"))
+            self._queue.put(
+                Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs", key=deleted_key)
+            )
             return
-        for container in pod_containers(pod):
+        position = self.resume.position(attempt.pod)
+        if position is not None:
+            streamed.append(0)  # an earlier stream delivered lines of this attempt
+        for index, container in enumerate(pod_containers(pod)):
             if not self.options.wants_step(container.name):
                 continue
+            if position is not None and index < position.index:
+                continue  # delivered in full by an earlier stream
             follower = ContainerFollower(self.kube, watch, attempt.pod, container.container, self._stop, pod_gone)
+            if position is not None and index == position.index:
+                follower.cursor = Cursor.at(position.last_ns, position.same_ts)
             followers.append(follower)
             started = follower.wait_started(taskrun_done)
             if started == "stuck":
@@ -363,28 +399,43 @@ class RunFollower:
                         f"container cannot start: {reason}".rstrip(": "),
                         step=container.name,
                         kind="image-pull",
+                        key=f"stuck/{attempt.pod}/{index}",
                     )
                 )
                 started = follower.wait_started(taskrun_done, stuck_ok=True)
             if started == "deleted":
-                self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs"))
+                self._queue.put(
+                    Notice(
+                        attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs", key=deleted_key
+                    )
+                )
                 return
             if started != "started":
                 return
-            result = follower.follow(self._emitter(attempt, container.name, streamed))
+            result = follower.follow(self._emitter(attempt, container.name, index, streamed))
             if result == "deleted":
-                self._queue.put(Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs"))
+                self._queue.put(
+                    Notice(
+                        attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs", key=deleted_key
+                    )
+                )
                 return
             if result.startswith("error"):
-                self._queue.put(Notice(attempt.task, result, step=container.name, kind="error"))
+                self._queue.put(
+                    Notice(attempt.task, result, step=container.name, kind="error", key=f"error/{attempt.pod}/{index}")
+                )
             if result != "done":
                 return
 
-    def _emitter(self, attempt: Attempt, step: str, streamed: list[int]) -> Callable[[list[tuple[str, bytes]]], None]:
+    def _emitter(
+        self, attempt: Attempt, step: str, index: int, streamed: list[int]
+    ) -> Callable[[list[tuple[str, bytes]]], None]:
         def emit(batch: list[tuple[str, bytes]]) -> None:
             streamed.append(len(batch))
             lines = [
-                LogLine(attempt.task, step, data.decode("utf-8", "surrogateescape"), ts, attempt.index, attempt.pod)
+                LogLine(
+                    attempt.task, step, data.decode("utf-8", "surrogateescape"), ts, attempt.index, attempt.pod, index
+                )
                 for ts, data in batch
             ]
             while not self._space.acquire(timeout=0.5):

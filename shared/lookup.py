@@ -9,11 +9,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.kube import PIPELINERUNS, Gone, Kube, NotFound
+from shared.kube import PIPELINERUNS, Forbidden, Gone, Kube, KubeError, NotFound
 from shared.model import Obj, is_done
 
 # A waiting watch is renewed this often, so a departed client or a shutdown is noticed.
 WATCH_SLICE = 30
+MAX_BACKOFF = 5.0
 
 
 def find_pipelinerun(
@@ -60,21 +61,31 @@ def _watch_until(
     deadline = time.monotonic() + seconds
     selector = f"metadata.name={name}"
     version = ""
+    backoff = 0.2
     while (remaining := deadline - time.monotonic()) > 0:
         if (stop is not None and stop.is_set()) or (client_gone is not None and client_gone()):
             return None
-        if not version:
-            items, version = kube.list_objects(PIPELINERUNS, namespace, field_selector=selector)
-            for item in items:
-                if predicate(item):
-                    return item
-        stream = kube.open_watch(
-            PIPELINERUNS,
-            namespace,
-            version,
-            field_selector=selector,
-            timeout_seconds=max(1, min(WATCH_SLICE, int(remaining + 0.999))),
-        )
+        try:
+            if not version:
+                items, version = kube.list_objects(PIPELINERUNS, namespace, field_selector=selector)
+                for item in items:
+                    if predicate(item):
+                        return item
+            stream = kube.open_watch(
+                PIPELINERUNS,
+                namespace,
+                version,
+                field_selector=selector,
+                timeout_seconds=max(1, min(WATCH_SLICE, int(remaining + 0.999))),
+            )
+        except (NotFound, Forbidden):
+            raise
+        except KubeError:
+            # Unreachable or 5xx: an apiserver restarting; wait within the caller's bound.
+            if _pause(backoff, deadline, stop):
+                return None
+            backoff = min(backoff * 2, MAX_BACKOFF)
+            continue
         try:
             for event, obj in stream:
                 version = (obj.get("metadata") or {}).get("resourceVersion") or version
@@ -82,8 +93,25 @@ def _watch_until(
                     return obj
                 if time.monotonic() >= deadline:
                     break
+            backoff = 0.2
         except Gone:
             version = ""
+        except (NotFound, Forbidden):
+            raise
+        except Exception:  # a cut watch: urllib3/OSError types or an in-band 5xx
+            if _pause(backoff, deadline, stop):
+                return None
+            backoff = min(backoff * 2, MAX_BACKOFF)
         finally:
+            stream.response.close()
             stream.close()
     return None
+
+
+def _pause(seconds: float, deadline: float, stop: threading.Event | None) -> bool:
+    """Sleeps (bounded by `deadline`); True if the wait should end now."""
+    seconds = min(seconds, max(0.0, deadline - time.monotonic()))
+    if stop is not None:
+        return stop.wait(seconds)
+    time.sleep(seconds)
+    return False

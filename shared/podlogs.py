@@ -11,12 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.kube import Forbidden, Kube, KubeError, NotFound
 from shared.model import Container, pod_containers
-from shared.runwatch import RunWatch, _interrupt
+from shared.runwatch import REFUSAL_GRACE, RunWatch, _interrupt
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ TERMINATION_GRACE = 2.0
 MAX_BACKOFF = 5.0
 
 
+_SECONDS: dict[str, int] = {}  # parsed whole seconds: lines of one second share the work
+
+
 def timestamp_ns(value: str) -> int:
     """RFC 3339 with up to nanoseconds (Go's RFC3339Nano trims trailing zeros) to Unix ns."""
     if not value.endswith("Z"):
@@ -37,9 +41,21 @@ def timestamp_ns(value: str) -> int:
     frac = 0
     if "." in body:
         body, digits = body.split(".", 1)
+        if not digits.isdigit():
+            raise ValueError(f"not a timestamp: {value!r}")
         frac = int((digits + "000000000")[:9])
-    seconds = int(dt.datetime.strptime(body, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC).timestamp())
+    seconds = _SECONDS.get(body)
+    if seconds is None:
+        seconds = int(dt.datetime.strptime(body, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC).timestamp())
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        _SECONDS[body] = seconds
     return seconds * 1_000_000_000 + frac
+
+
+def rfc3339_seconds(ns: int) -> str:
+    """`sinceTime` for a cursor: the apiserver truncates to whole seconds anyway."""
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -64,6 +80,11 @@ class Cursor:
 
     def resume(self) -> ResumeFilter:
         return ResumeFilter(self)
+
+    @classmethod
+    def at(cls, last_ns: int, same_ts: int) -> Cursor:
+        """A cursor from a resume token: the stream continues after that line."""
+        return cls(rfc3339_seconds(last_ns), last_ns, same_ts)
 
 
 class ResumeFilter:
@@ -148,9 +169,18 @@ class ContainerFollower:
 
     def follow(self, emit: Emit) -> str:
         """Emits batches of (timestamp, line) until the container ends. Returns why it stopped:
-        'done', 'deleted', 'stopped' or 'error: <message>'."""
+        'done', 'deleted', 'stopped' or 'error: <message>'.
+
+        Breaks are retried with backoff: a cut connection, an apiserver that is down, restarting
+        (it answers 403 until its RBAC caches sync, 404 until it serves the pod again, 5xx), a
+        kubelet that drops the stream. 403/404 are final only when the pod watch says the pod is
+        gone, or after `REFUSAL_GRACE` seconds of nothing else (or at once on the first request:
+        then it is RBAC, not a restart)."""
         backoff = 0.2
-        resume: ResumeFilter | None = None
+        resume: ResumeFilter | None = self.cursor.resume() if self.cursor.last_ns >= 0 else None
+        opened = False
+        last_tail: bytes | None = None
+        refused_since: float | None = None
         while not self.stop.is_set():
             try:
                 response = self.kube.pod_log(
@@ -161,46 +191,76 @@ class ContainerFollower:
                     timestamps=True,
                     since_time=self.cursor.last_ts or None,
                 )
-            except NotFound:
-                return "deleted"
-            except Forbidden as err:
-                return f"error: not allowed to read logs ({err.detail or err.reason})"
+            except (NotFound, Forbidden) as err:
+                now = time.monotonic()
+                refused_since = refused_since or now
+                gone = isinstance(err, NotFound) and self.pod_gone()
+                if gone or (isinstance(err, NotFound) and not opened and self.watch.pods.get(self.pod) is None):
+                    return "deleted"
+                if isinstance(err, Forbidden) and not opened and not self.watch.reconnecting():
+                    return f"error: not allowed to read logs ({err.detail or err.reason})"
+                if now - refused_since > REFUSAL_GRACE:
+                    if isinstance(err, NotFound):
+                        return "deleted"
+                    return f"error: not allowed to read logs ({err.detail or err.reason})"
+                log.info("log of %s/%s refused (%s); retrying", self.pod, self.container, err.reason)
+                if self.stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, MAX_BACKOFF)
+                continue
             except KubeError as err:
                 if err.status == 400 and "waiting to start" in err.detail:
                     if self.wait_started(lambda: False, stuck_ok=True) != "started":
                         return "deleted" if self.pod_gone() else "stopped"
                     continue
-                if err.status == 400:
+                if err.status == 400 and not self.watch.reconnecting():
                     return f"error: {err.detail or err.reason}"
                 if self.stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
+            opened = True
+            refused_since = None
             accept = resume.accept if resume is not None else self.cursor.record
             reader = _LineReader(accept)
             self._response = response
-            clean_eof = False
+            clean_eof = delivered = False
             try:
                 if not self.stop.is_set():
                     for chunk in response.stream(64 * 1024, decode_content=False):
                         batch = reader.feed(chunk)
                         if batch:
                             emit(batch)
+                            delivered = True
                     clean_eof = True
             except Exception as err:  # a cut connection surfaces as urllib3/OSError types
                 log.info("log stream of %s/%s broke: %s", self.pod, self.container, type(err).__name__)
             finally:
                 self._response = None
-                response.release_conn()
+                # Closed before it is released: a half-read connection never goes back to the pool.
                 response.close()
+                response.release_conn()
             if self.stop.is_set():
                 break
-            current = self._await_termination() if clean_eof else self.state()
+            # A clean end inside a line is a cut (the apiserver ends its response cleanly when the
+            # kubelet's connection breaks) or a terminated container's last line without a newline:
+            # no need to wait for the pod watch. Other clean ends wait a moment for it to say
+            # whether the container has terminated.
+            partial = clean_eof and bool(reader.buf)
+            current = self._await_termination() if clean_eof and not partial else self.state()
             if current is None and self.pod_gone():
                 return "deleted"
             if current is not None and current.state == "terminated" and clean_eof:
-                # The kubelet ends a follow when the container ends; a last line without a
-                # newline is the container's own last output.
+                # The kubelet ends a follow when the container ends. A trailing partial line is
+                # believed to be the container's own last output only when two reads in a row
+                # end with the same bytes; a cut lands elsewhere every time.
+                if reader.buf and reader.buf != last_tail:
+                    last_tail = reader.buf
+                    resume = self.cursor.resume()
+                    if self.stop.wait(0.0 if reader.seen else backoff):
+                        break
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
                 tail = reader.finish()
                 if tail:
                     emit(tail)
@@ -208,9 +268,9 @@ class ContainerFollower:
             # The stream broke (or ended early) with the container still running: reopen it
             # and skip what was already delivered. A cut partial line is read again whole.
             resume = self.cursor.resume()
-            if not clean_eof and self.stop.wait(backoff):
+            if not delivered and self.stop.wait(backoff):
                 break
-            backoff = min(backoff * 2, MAX_BACKOFF)
+            backoff = 0.2 if delivered else min(backoff * 2, MAX_BACKOFF)
         return "stopped"
 
     def _await_termination(self) -> Container | None:
@@ -229,6 +289,7 @@ class _LineReader:
     def __init__(self, accept: Callable[[str], bool]) -> None:
         self.accept = accept
         self.buf = b""
+        self.seen = 0  # complete lines read, delivered or dropped as repeats: the stream worked
         self.continuing = False  # inside a line longer than MAX_LINE, past its timestamp
         self.dropping = False  # that line's start was a repeat: drop the rest of it too
 
@@ -236,6 +297,7 @@ class _LineReader:
         self.buf += chunk
         lines = self.buf.split(b"\n")
         self.buf = lines.pop()
+        self.seen += len(lines)
         out: list[tuple[str, bytes]] = []
         for line in lines:
             self._take(line, out)

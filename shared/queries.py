@@ -95,8 +95,12 @@ class LogQuery:
     format: str  # text | ndjson
     wait: float
     heartbeat: float
+    # A resume token from an earlier stream of this run (checked against the run later).
+    resume: str | None = None
+    # Text mode: every line prefixed with its resume cursor (what `ci/tekton-logs.sh` reads).
+    cursors: bool = False
 
-    ALLOWED = frozenset({"task", "step", "timestamps", "format", "wait", "heartbeat"})
+    ALLOWED = frozenset({"task", "step", "timestamps", "format", "wait", "heartbeat", "resume", "cursors"})
 
     @classmethod
     def parse(cls, args: Args, settings: Settings, accept: str = "") -> LogQuery:
@@ -116,7 +120,22 @@ class LogQuery:
             format=fmt,
             wait=_seconds(args, "wait", settings.run_wait_seconds, settings.max_wait_seconds),
             heartbeat=heartbeat,
+            resume=resume_token(args.last("resume")),
+            cursors=_bool(args, "cursors", False),
         )
+
+
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
+def resume_token(raw: str | None) -> str | None:
+    """A resume token's shape (base64url parts joined by a dot); its content is checked later."""
+    if raw is None:
+        return None
+    value = raw.strip()
+    if not value or len(value) > 8192 or any(c not in _TOKEN_CHARS for c in value):
+        raise QueryError("resume must be a token from an earlier stream of this run (base64url)")
+    return value
 
 
 @dataclass(frozen=True)

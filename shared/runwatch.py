@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,10 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 240
 MAX_BACKOFF = 5.0
+# A restarting kube-apiserver answers 403 until its RBAC informers have synced and 404 for
+# custom resources until the CRD handler serves them. After a break, such refusals are retried for
+# this long before they count as real (RBAC changed, namespace or CRD removed).
+REFUSAL_GRACE = 30.0
 
 
 class RunWatch:
@@ -41,6 +46,8 @@ class RunWatch:
         self._responses: dict[str, Any] = {}
         self._threads: list[threading.Thread] = []
         self._listeners: list[Callable[[], None]] = []
+        self._troubled_until = 0.0  # monotonic time until which refusals count as transient
+        self.breaks = 0  # watch requests that broke or failed (for tests and logs)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> RunWatch:
@@ -82,6 +89,14 @@ class RunWatch:
         with self.cond:
             if callback in self._listeners:
                 self._listeners.remove(callback)
+
+    def reconnecting(self) -> bool:
+        """True while the API recently failed us: refusals may be a restart's, not RBAC's."""
+        return time.monotonic() < self._troubled_until
+
+    def _trouble(self) -> None:
+        self.breaks += 1
+        self._troubled_until = time.monotonic() + REFUSAL_GRACE
 
     def wait_synced(self, timeout: float) -> bool:
         with self.cond:
@@ -140,12 +155,17 @@ class RunWatch:
     def _run(self, kind: str, resource: Resource, labels: str | None, fields: str | None) -> None:
         version = ""
         backoff = 0.2
+        listed = False  # a first LIST succeeded: later refusals may be a restarting apiserver's
+        refused_since: float | None = None
         while not self._stop.is_set():
             try:
                 if not version:
                     items, version = self.kube.list_objects(resource, self.namespace, labels, fields)
+                    listed = True
                     self._replace(kind, items)
                 stream = self.kube.open_watch(resource, self.namespace, version, labels, fields, WATCH_SECONDS)
+                refused_since = None
+                opened_at = time.monotonic()
                 self._responses[kind] = stream.response
                 try:
                     if self._stop.is_set():
@@ -158,23 +178,39 @@ class RunWatch:
                         backoff = 0.2
                 finally:
                     self._responses.pop(kind, None)
+                    stream.response.close()
                     stream.close()
+                if time.monotonic() - opened_at < 1.0 and not self._stop.is_set():
+                    # Ended at once, without an error: an apiserver on its way down. Don't spin.
+                    self._trouble()
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
             except Gone:
                 version = ""  # expired: list again
             except (Forbidden, NotFound) as err:
-                # RBAC or a missing namespace will not heal by retrying quickly.
-                if not self._stop.is_set():
+                if self._stop.is_set():
+                    return
+                now = time.monotonic()
+                refused_since = refused_since or now
+                if not listed or now - refused_since > REFUSAL_GRACE:
+                    # RBAC or a missing namespace/CRD: retrying will not heal it.
                     self._fail(err)
-                return
+                    return
+                self._trouble()
+                log.warning("watch of %s for %s/%s refused (%s); retrying", kind, self.namespace, self.name, err.reason)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF)
             except KubeError as err:
                 if self._stop.is_set():
                     return
+                self._trouble()
                 log.warning("watch of %s for %s/%s broke (%s); retrying", kind, self.namespace, self.name, err.reason)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             except Exception as err:  # a cut socket surfaces as many urllib3/OSError types
                 if self._stop.is_set():
                     return
+                self._trouble()
                 log.warning("watch of %s for %s/%s ended: %s", kind, self.namespace, self.name, type(err).__name__)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)

@@ -18,6 +18,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -57,6 +58,12 @@ class Identity:
             user=f"system:serviceaccount:{namespace}:{name}",
             groups=("system:serviceaccounts", f"system:serviceaccounts:{namespace}"),
         )
+
+
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
 
 
 def _run(args: list[str], cwd: Path) -> None:
@@ -157,6 +164,10 @@ class Cluster:
     kubelet: KubeletStandIn
     _procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     _owns_workdir: bool = True
+    _commands: dict[str, list[str]] = field(default_factory=dict)
+    # Cleared while `stop_apiserver`/`start_apiserver` keep the API down on purpose: `raw` (the
+    # simulator's and tests' requests) then waits for it to be back instead of failing.
+    _api_up: threading.Event = field(default_factory=_set_event)
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -266,12 +277,51 @@ class Cluster:
         ]
 
     def _spawn(self, name: str, args: list[str]) -> None:
-        log = open(self.workdir / f"{name}.log", "wb")
+        log = open(self.workdir / f"{name}.log", "ab" if name in self._commands else "wb")
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         self._procs.append(proc)
+        self._commands[name] = args
 
-    def wait_ready(self, timeout: float = 60.0) -> None:
+    def _proc(self, name: str) -> subprocess.Popen[bytes] | None:
+        for proc in self._procs:
+            if proc.args == self._commands.get(name) and proc.poll() is None:
+                return proc
+        return None
+
+    def stop_apiserver(self, sig: int = signal.SIGKILL, timeout: float = 10.0) -> None:
+        """Kills kube-apiserver (SIGKILL by default: every connection breaks at once); etcd, the
+        kubelet stand-in and all stored objects stay."""
+        proc = self._proc("kube-apiserver")
+        if proc is None:
+            return
+        self._api_up.clear()
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout)
+        self._procs.remove(proc)
+
+    def start_apiserver(self, timeout: float = 60.0) -> None:
+        """Starts kube-apiserver again with the same port, certificates, tokens and etcd, and
+        waits until it is ready."""
+        if self._proc("kube-apiserver") is None:
+            self._spawn("kube-apiserver", self._commands["kube-apiserver"])
+        deadline = time.monotonic() + timeout
+        self.wait_ready(timeout, _gated=False)
+        # Ready can precede serving the CRDs again: wait until Tekton's kinds can be listed.
+        while self.raw("GET", "/apis/tekton.dev/v1/pipelineruns", self.admin, _gated=False)[0] != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError("Tekton CRDs not served after the apiserver restart")
+            time.sleep(0.05)
+        self._api_up.set()
+
+    def restart_apiserver(self, down_seconds: float = 0.0, sig: int = signal.SIGKILL) -> None:
+        """`stop_apiserver`, `down_seconds` of outage, `start_apiserver`."""
+        self.stop_apiserver(sig)
+        if down_seconds > 0:
+            time.sleep(down_seconds)
+        self.start_apiserver()
+
+    def wait_ready(self, timeout: float = 60.0, _gated: bool = True) -> None:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
@@ -279,7 +329,7 @@ class Cluster:
                 if proc.poll() is not None:
                     raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}); see {self.workdir}")
             try:
-                status, body = self.raw("GET", "/readyz", self.admin)
+                status, body = self.raw("GET", "/readyz", self.admin, _gated=_gated)
                 if status == 200:
                     return
                 last = body[:300]
@@ -341,8 +391,30 @@ class Cluster:
         body: Any = None,
         content_type: str = "application/json",
         timeout: float = 30.0,
+        _gated: bool = True,
     ) -> tuple[int, str]:
-        """One plain HTTPS request to the apiserver; returns (status, body text)."""
+        """One plain HTTPS request to the apiserver; returns (status, body text). During a
+        deliberate outage (`stop_apiserver`) it waits for the restart, and a request the outage
+        broke is sent again once."""
+        if _gated and not self._api_up.is_set():
+            self._api_up.wait(120)
+        try:
+            return self._raw_once(method, path, identity, body, content_type, timeout)
+        except (OSError, urllib.error.URLError):
+            if not _gated or self._api_up.is_set():
+                raise
+            self._api_up.wait(120)
+            return self._raw_once(method, path, identity, body, content_type, timeout)
+
+    def _raw_once(
+        self,
+        method: str,
+        path: str,
+        identity: Identity | None,
+        body: Any,
+        content_type: str,
+        timeout: float,
+    ) -> tuple[int, str]:
         data = None
         if body is not None:
             data = body if isinstance(body, bytes) else json.dumps(body).encode()

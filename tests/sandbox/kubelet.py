@@ -10,6 +10,7 @@ kubelet's query options and error texts.
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import ssl
 import threading
 import time
@@ -157,6 +158,42 @@ class LogStore:
             return log.entries[index:], log.state
 
 
+class FaultPlan:
+    """Drops follow streams mid-line: each of the next `times` follows (of `container`, or any)
+    writes `after_lines` whole lines, then half of the next line, then the connection is cut
+    without the chunked terminator (as a crashing kubelet or a broken proxy would)."""
+
+    def __init__(self, times: int, after_lines: int, container: str | None) -> None:
+        self.left = times
+        self.after_lines = after_lines
+        self.container = container
+        self.fired = 0
+        self.all_fired = threading.Event()
+        self._lock = threading.Lock()
+
+    def arm(self, container: str) -> int | None:
+        """For a new follow of `container`: after how many lines to cut it, or None."""
+        with self._lock:
+            if self.left <= 0 or (self.container is not None and container != self.container):
+                return None
+            return self.after_lines
+
+    def take(self) -> bool:
+        """A cut is due: True if one is left to make (then it counts as made)."""
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            self.fired += 1
+            if self.left <= 0:
+                self.all_fired.set()
+            return True
+
+
+class _Drop(Exception):
+    pass
+
+
 @dataclass
 class LogQuery:
     follow: bool = False
@@ -259,6 +296,10 @@ class _Handler(BaseHTTPRequestHandler):
         if query.tail_lines is not None:
             entries = entries[-query.tail_lines :] if query.tail_lines > 0 else []
         budget = _Budget(query.limit_bytes)
+        plan = self.server.fault
+        cut_after = plan.arm(container) if plan is not None and query.follow else None
+        if cut_after is not None:
+            budget.cut_after, budget.plan = cut_after, plan
         self._start_stream()
         try:
             more = self._write_entries(entries, query, budget)
@@ -271,8 +312,20 @@ class _Handler(BaseHTTPRequestHandler):
                 index += len(fresh)
                 more = self._write_entries(fresh, query, budget)
             self._end_stream()
+        except _Drop:
+            self.close_connection = True
+            self._abort()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
+
+    def _abort(self) -> None:
+        """Cuts the connection at once: no chunked terminator, no TLS close_notify."""
+        try:
+            self.wfile.flush()
+            # On a TLS socket this shuts the TCP connection down without a close_notify.
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _start_stream(self) -> None:
         self.send_response(HTTPStatus.OK)
@@ -287,16 +340,30 @@ class _Handler(BaseHTTPRequestHandler):
     def _write_entries(self, entries: list[tuple[int, bytes]], query: LogQuery, budget: _Budget) -> bool:
         """Writes one chunk for `entries`; False once `limitBytes` is used up."""
         out = bytearray()
+        drop = False
         for ns, data in entries:
             if query.since_ns is not None and ns < query.since_ns:
                 continue
             item = (format_rfc3339nano(ns).encode() + b" " + data) if query.timestamps else data
+            if budget.cut_after is not None:
+                if budget.cut_after <= 0:
+                    budget.cut_after = None
+                    if budget.plan is not None and budget.plan.take():
+                        out += item[: max(1, len(item) // 2)]  # half a line, then the cut
+                        drop = True
+                        break
+                else:
+                    budget.cut_after -= 1
             item, more = budget.take(item)
             out += item
             if not more:
                 break
         else:
             more = True
+        if drop:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(out), bytes(out)))
+            self.wfile.flush()
+            raise _Drop
         if out:
             self.wfile.write(b"%x\r\n%s\r\n" % (len(out), bytes(out)))
             self.wfile.flush()
@@ -306,6 +373,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Budget:
     def __init__(self, limit: int | None) -> None:
         self.left = limit
+        self.cut_after: int | None = None  # fault injection: lines left before a mid-line cut
+        self.plan: FaultPlan | None = None
 
     def take(self, data: bytes) -> tuple[bytes, bool]:
         if self.left is None:
@@ -319,6 +388,7 @@ class _KubeletServer(ThreadingHTTPServer):
     daemon_threads = True
     store: LogStore
     drop_hook: object = None
+    fault: FaultPlan | None = None
 
 
 class KubeletStandIn:
@@ -345,6 +415,16 @@ class KubeletStandIn:
     def set_drop_hook(self, hook: object) -> None:
         """`hook(path) -> bool`: True drops the connection without an answer (fault injection)."""
         self._server.drop_hook = hook
+
+    def drop_follows(self, times: int, after_lines: int = 3, container: str | None = None) -> FaultPlan:
+        """Fault injection: the next `times` follows are cut in the middle of a line (see
+        `FaultPlan`); `plan.all_fired` is set once every cut happened."""
+        plan = FaultPlan(times, after_lines, container)
+        self._server.fault = plan
+        return plan
+
+    def clear_faults(self) -> None:
+        self._server.fault = None
 
     def start(self) -> KubeletStandIn:
         self._thread.start()
