@@ -1,0 +1,45 @@
+"""The benchmark harness in its quick mode, so `python -m bench` cannot rot unnoticed.
+
+Every figure must produce numbers and the JSON must be written; the goals themselves are not
+asserted here (a shared 2-core machine makes timings too noisy for a test).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import ROOT
+
+
+@pytest.mark.timeout(120)
+def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (result,) = tmp_path.glob("*.json")
+    body = json.loads(result.read_text())
+    figures = body["figures"]
+    assert set(figures) == {"throughput", "latency", "fanout", "status", "coldstart", "api"}
+    for key, figure in figures.items():
+        assert figure["error"] is None, (key, figure["error"])
+        assert figure["metrics"], key
+        for metric in figure["metrics"]:
+            assert metric["samples"], (key, metric["name"])
+    assert "figure" in proc.stdout and "median" in proc.stdout  # the table was printed
+    # What the quick mode can check for sure: complete fan-out output and the API cost shape.
+    fanout = {m["name"]: m for m in figures["fanout"]["metrics"]}
+    assert fanout["followers with identical, complete output"]["ok"] is True
+    api = {m["name"]: m for m in figures["api"]["metrics"]}
+    assert api["pods/log requests per container"]["median"] == 1
+    assert api["requests per /status"]["median"] == 1
