@@ -52,6 +52,13 @@ class Forbidden(KubeError):
     pass
 
 
+class KubeConfigError(KubeError):
+    """No usable kubeconfig or in-cluster ServiceAccount token."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(0, "Kubernetes client not configured", detail)
+
+
 class Unreachable(KubeError):
     def __init__(self, detail: str) -> None:
         super().__init__(0, "Kubernetes API unreachable", detail)

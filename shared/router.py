@@ -15,6 +15,8 @@ from typing import Any
 
 from functions_framework import create_app
 
+from shared.gunicorn_hooks import SECURITY_HEADERS
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 
@@ -38,7 +40,7 @@ class Router:
             if (path == prefix or path.startswith(prefix + "/")) and name in self.apps:
                 return self.apps[name](environ, start_response)
         body = json.dumps({"error": "no such path; use /health, /logs/<run> or /status/<run>", "status": 404})
-        start_response("404 Not Found", [("Content-Type", "application/json")])
+        start_response("404 Not Found", [("Content-Type", "application/json"), *SECURITY_HEADERS.items()])
         return [body.encode() + b"\n"]
 
 

@@ -7,14 +7,17 @@ kubeconfig, and a cold start pays only for what its first request needs.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 
 from shared.auth import Authenticator, StreamLimiter
-from shared.kube import PIPELINERUNS, Kube, KubeError, load_api_client
+from shared.kube import PIPELINERUNS, Kube, KubeConfigError, KubeError, load_api_client
 from shared.lifecycle import SHUTDOWN
 from shared.runwatch import RunWatchRegistry
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 class Service:
@@ -33,7 +36,11 @@ class Service:
     def kube(self) -> Kube:
         with self._lock:
             if self._kube is None:
-                self._kube = Kube(load_api_client(self.settings))
+                try:
+                    self._kube = Kube(load_api_client(self.settings))
+                except Exception as err:  # missing/broken kubeconfig, no in-cluster token
+                    log.error("cannot configure the Kubernetes client: %s", type(err).__name__)
+                    raise KubeConfigError(type(err).__name__) from err
             return self._kube
 
     @property

@@ -15,11 +15,14 @@ import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-from flask import Request, Response
+from flask import Request, Response, current_app, has_app_context
+from werkzeug.exceptions import HTTPException
 
 from shared.auth import Principal, StreamLease, StreamLimitExceeded
-from shared.kube import Forbidden, KubeError, NotFound, Unreachable
+from shared.gunicorn_hooks import SECURITY_HEADERS, install_error_pages
+from shared.kube import Forbidden, KubeConfigError, KubeError, NotFound, Unreachable
 from shared.lifecycle import install_gunicorn_hook
 from shared.names import namespace_problem, object_name_problem
 from shared.queries import Args, QueryError
@@ -28,14 +31,8 @@ from shared.settings import SettingsError
 
 log = logging.getLogger("tekton_pipeline_listener")
 install_gunicorn_hook()
+install_error_pages()
 
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
 MAX_PATH = 1024
 MAX_QUERY = 2048
 
@@ -66,6 +63,8 @@ def kube_error(err: KubeError, what: str) -> HttpError:
         return HttpError(404, f"{what} not found")
     if isinstance(err, Forbidden):
         return HttpError(502, f"the listener's service account may not read {what}: Kubernetes RBAC denied it")
+    if isinstance(err, KubeConfigError):
+        return HttpError(503, "the listener cannot configure its Kubernetes client; see its log", {"Retry-After": "30"})
     if isinstance(err, Unreachable):
         return HttpError(503, "the Kubernetes API is unreachable", {"Retry-After": "5"})
     return HttpError(502, f"the Kubernetes API failed the request ({err.status} {err.reason})")
@@ -117,8 +116,25 @@ def _in_networks(address: str, networks: tuple) -> bool:
 
 
 # -- the endpoint wrapper ----------------------------------------------------------------------
+def _install_app_errors() -> None:
+    """Requests functions-framework's own routing refuses (e.g. a `%0A` in the path does not match
+    its `/<path:path>` rule) get JSON errors with security headers instead of Flask's HTML."""
+    if not has_app_context():
+        return
+    app = current_app
+    if app.config.get("TPL_JSON_ERRORS"):
+        return
+    app.config["TPL_JSON_ERRORS"] = True
+
+    def http_exception(err: HTTPException) -> Response:
+        return error_response(err.code or 500, (err.name or "error").lower())
+
+    app.register_error_handler(HTTPException, http_exception)
+
+
 def endpoint(handler: Callable[[Request, Service], Response]) -> Callable[[Request], Response]:
     """Wraps a function target: limits, probes, and every failure as a JSON error."""
+    _install_app_errors()
 
     @functools.wraps(handler)
     def wrapper(request: Request) -> Response:
@@ -146,7 +162,8 @@ def endpoint(handler: Callable[[Request, Service], Response]) -> Callable[[Reque
         except QueryError as err:
             return error_response(400, str(err))
         except KubeError as err:
-            return error_response(502, f"the Kubernetes API failed the request ({err.reason})")
+            mapped = kube_error(err, "the requested object")
+            return error_response(mapped.status, mapped.message, mapped.headers)
         except Exception:
             log.exception("unhandled error serving %s", request.path[:200])
             return error_response(500, "internal error; see the listener's log")
@@ -163,7 +180,7 @@ class RunRef:
 
 def run_ref(request: Request, endpoint_name: str, default_namespace: str) -> RunRef:
     """`/<endpoint>/<run>` or `/<endpoint>/<namespace>/<run>`, names checked before any API call."""
-    parts = request.path.strip("/").split("/")
+    parts = raw_path_segments(request)
     if not parts or parts[0] != endpoint_name or len(parts) not in (2, 3):
         raise HttpError(404, f"no such path; use /{endpoint_name}/<run> or /{endpoint_name}/<namespace>/<run>")
     namespace, name = (default_namespace, parts[1]) if len(parts) == 2 else (parts[1], parts[2])
@@ -174,6 +191,16 @@ def run_ref(request: Request, endpoint_name: str, default_namespace: str) -> Run
     if problem:
         raise HttpError(400, f"invalid run name: {problem}")
     return RunRef(namespace, name)
+
+
+def raw_path_segments(request: Request) -> list[str]:
+    """Path segments split before percent-decoding, so `%2F` stays inside a segment (and then
+    fails the naming rules) instead of becoming a separator."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if not raw:
+        return request.path.strip("/").split("/")
+    path = urlsplit(raw).path if "://" in raw else raw.split("?", 1)[0]
+    return [unquote(part) for part in path.strip("/").split("/")]
 
 
 def query_args(request: Request) -> Args:

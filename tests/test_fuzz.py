@@ -735,12 +735,6 @@ def test_no_server_errors_or_crashes(campaign: Campaign) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: GET /logs (and /status) of a finished run sometimes takes ~30 s (the Kubernetes "
-    "client's read timeout) instead of ~0.1 s; the log then says 'watch of pods ... broke (Kubernetes API "
-    "unreachable); retrying'",
-)
 def test_no_hang_and_streams_of_finished_runs_end(campaign: Campaign) -> None:
     problems = _violations(campaign.exchanges, lambda e: e.error if e.hung else None)
 
@@ -777,11 +771,6 @@ def test_expected_answers_to_hostile_requests(campaign: Campaign) -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: PATH_INFO is percent-decoded before it is split, so /status/<ns>%2F<run> "
-    "is served as /status/<ns>/<run> instead of 400 for a run name containing '/'",
-)
 def test_encoded_slash_is_not_a_path_separator(campaign: Campaign) -> None:
     slash = [e for e in campaign.exchanges if e.kind == "encoded-slash"]
     assert slash
@@ -817,11 +806,6 @@ def test_security_headers_on_every_function_response(campaign: Campaign) -> None
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: a percent-encoded line feed (%0A) in a /logs or /status path misses "
-    "functions-framework's /<path:path> route: Flask's text/html 404 page, without the security headers",
-)
 def test_newline_in_path_rejected_as_json_with_security_headers(campaign: Campaign) -> None:
     newline = _answered(campaign, "newline-path")
     assert newline
@@ -829,11 +813,6 @@ def test_newline_in_path_rejected_as_json_with_security_headers(campaign: Campai
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: shared/router.py answers paths no function serves with a bare 404 "
-    "(no X-Content-Type-Options, Content-Security-Policy, ... headers)",
-)
 def test_security_headers_on_unrouted_paths(campaign: Campaign) -> None:
     unrouted = _answered(campaign, "unrouted")
     assert unrouted
@@ -841,11 +820,6 @@ def test_security_headers_on_unrouted_paths(campaign: Campaign) -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: requests gunicorn rejects itself (431 for a header over 8190 bytes or over "
-    "100 headers) get its text/html page without the security headers instead of a JSON error",
-)
 def test_oversized_headers_rejected_as_json_with_security_headers(campaign: Campaign) -> None:
     oversized = _answered(campaign, "oversized-headers")
     assert oversized
@@ -853,11 +827,6 @@ def test_oversized_headers_rejected_as_json_with_security_headers(campaign: Camp
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service bug: malformed HTTP (NUL, CR/LF or raw non-ASCII in the request line, bad "
-    "headers) gets gunicorn's text/html 400 page without the security headers, not a JSON error",
-)
 def test_malformed_requests_rejected_as_json_with_security_headers(campaign: Campaign) -> None:
     malformed = _answered(campaign, "malformed")
     assert malformed

@@ -178,3 +178,10 @@ def test_each_function_serves_alone_with_functions_framework(cluster: Cluster, s
         else:
             status, _, body = alone.get(f"/logs/{run.name}")
             assert status == 200 and f"PipelineRun {run.name} Succeeded".encode() in body
+
+
+def test_missing_kubeconfig_is_503_not_500(cluster: Cluster, tmp_path) -> None:  # noqa: ANN001
+    with Listener(cluster, KUBECONFIG=str(tmp_path / "absent")) as broken:
+        status, body = broken.get_json("/status/x")
+        assert status == 503 and "cannot configure its Kubernetes client" in body["error"]
+        assert broken.get_json("/health/liveness", auth=None)[0] == 200
