@@ -13,7 +13,7 @@ class RunStarted:
     resumed: bool = False  # the stream continues an earlier one (a resume token was given)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per log line: a frozen dataclass's __init__ costs several times more
 class LogLine:
     task: str
     step: str

@@ -87,7 +87,7 @@ class Decision:
 class _User:
     principal: Principal
     password_hash: bytes
-    prehashed: bool  # the env user: bcrypt(base64(sha256(password))), so any length works
+    prehashed: bool  # the env user: password_hash holds sha256(password), compared in constant time
 
 
 @dataclass(frozen=True)
@@ -104,13 +104,16 @@ class _Snapshot:
         return bool(self.users or self.tokens)
 
 
-def _prehash(password: bytes) -> bytes:
-    return base64.b64encode(hashlib.sha256(password).digest())
-
-
 def _shown(value: str) -> str:
     """A caller-supplied value made safe for one log line."""
     return repr(value[:64])
+
+
+def _dummy_hash(cost: int) -> bytes:
+    """A well-formed bcrypt hash labelled `cost` that no password matches, made at cost 4: checking
+    against it costs as much as any real hash of `cost`, building it costs nothing."""
+    cheap = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(4))
+    return b"$2b$%02d$" % cost + cheap[7:]
 
 
 class Authenticator:
@@ -145,7 +148,6 @@ class Authenticator:
         self._address_failures = SlidingWindow(max_failures_per_address, failure_window, clock)
         self._user_failures = SlidingWindow(max_failures_per_user, failure_window, clock)
         self._known_addresses = RecentSet(known_address_ttl, clock)
-        self._hash_cache: dict[tuple[str, int], bytes] = {}
         self._reload_lock = threading.Lock()
         self._last_check = clock()
         self._generation = 0
@@ -211,12 +213,6 @@ class Authenticator:
         finally:
             self._reload_lock.release()
 
-    def _hash(self, purpose: str, cost: int, secret: bytes) -> bytes:
-        key = (purpose, cost)
-        if key not in self._hash_cache:
-            self._hash_cache[key] = bcrypt.hashpw(secret, bcrypt.gensalt(cost))
-        return self._hash_cache[key]
-
     def _build(self, loaded: tuple[Credentials, list[str]]) -> _Snapshot:
         credentials, problems = loaded
         level = logging.ERROR if self._file is not None and self._file.unusable else logging.WARNING
@@ -243,15 +239,17 @@ class Authenticator:
                     "user %s is defined in the credentials file and AUTH_USERNAME; the file wins", self._env_user
                 )
             else:
-                env_hash = self._hash("env", cost, _prehash(self._env_password))
-                users[self._env_user] = _User(Principal(self._env_user, None, "user"), env_hash, prehashed=True)
+                # The service holds this password in clear anyway: a digest compare costs microseconds,
+                # so a cold start does not pay bcrypt to build or check it (failures still do, below).
+                env_digest = hashlib.sha256(self._env_password).digest()
+                users[self._env_user] = _User(Principal(self._env_user, None, "user"), env_digest, prehashed=True)
         tokens = tuple((entry.digest, Principal(entry.name, entry.namespaces, "token")) for entry in credentials.tokens)
         self._generation += 1
         snapshot = _Snapshot(
             generation=self._generation,
             users=users,
             tokens=tokens,
-            dummy_hash=self._hash("dummy", cost, secrets.token_bytes(16)),
+            dummy_hash=_dummy_hash(cost),
         )
         with self._cache_lock:
             self._cache.clear()  # a changed file may have revoked or re-scoped a cached user
@@ -350,8 +348,12 @@ class Authenticator:
                 # Same work as a known user with a wrong password: timing does not tell names apart.
                 self._checkpw(password[:BCRYPT_MAX_PASSWORD], snapshot.dummy_hash)
                 return False
-            candidate = _prehash(password) if entry.prehashed else password[:BCRYPT_MAX_PASSWORD]
-            return bool(self._checkpw(candidate, entry.password_hash))
+            if entry.prehashed:  # the env user: a failure pays one bcrypt like every other failure
+                if hmac.compare_digest(hashlib.sha256(password).digest(), entry.password_hash):
+                    return True
+                self._checkpw(password[:BCRYPT_MAX_PASSWORD], snapshot.dummy_hash)
+                return False
+            return bool(self._checkpw(password[:BCRYPT_MAX_PASSWORD], entry.password_hash))
         except ValueError:  # a hash bcrypt refuses (validated at load, so should not happen)
             log.error("bcrypt refused the stored hash of a user; treating the login as failed")
             return False
