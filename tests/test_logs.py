@@ -9,9 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import Listener, basic, chunks, strip_heartbeats, task_lines
+from tests.support import Listener, basic, chunks, grant_listener, strip_heartbeats, task_lines
 
 NS = "tekton-pipelines"
 
@@ -214,3 +215,25 @@ def test_parallel_followers_get_identical_output(listener: Listener, sim: Simula
     run.wait(60)
     for body in bodies:
         assert task_lines(body) == {k: v for k, v in run.expected().items() if v}
+
+
+def test_concurrent_streams_per_user_are_capped(cluster: Cluster, sim: Simulator) -> None:
+    hold = threading.Event()
+    scenario = SCENARIOS["success"]()
+    scenario.tasks[0].steps[0].hold = hold
+    grant_listener(cluster, NS)
+    run = sim.play(scenario, NS)
+    with Listener(cluster, LOGS_MAX_STREAMS_PER_PRINCIPAL="1") as capped:
+        try:
+            with capped.opened(f"/logs/{run.name}?wait=30") as first:
+                assert first.read1(1) == b"\r"
+                status, headers, body = capped.get(f"/logs/{run.name}")
+                assert status == 429 and headers["retry-after"]
+                assert json.loads(body)["status"] == 429
+            # The slot is freed when the client goes away: a new stream is admitted.
+            hold.set()
+            run.wait(60)
+            status, _, body = capped.get(f"/logs/{run.name}")
+            assert status == 200 and f"PipelineRun {run.name} Succeeded".encode() in body
+        finally:
+            hold.set()

@@ -21,6 +21,7 @@ from shared.resume import Binding, ResumePoint, TokenError, Tracker, decode
 from shared.service import Service
 from shared.web import (
     HttpError,
+    admit_stream,
     authorize,
     client_gone_check,
     endpoint,
@@ -35,7 +36,7 @@ from shared.web import (
 @endpoint
 def logs(request: Request, svc: Service) -> Response:
     ref = run_ref(request, "logs", svc.settings.namespace)
-    authorize(request, svc, ref.namespace)
+    principal = authorize(request, svc, ref.namespace)
     query = LogQuery.parse(query_args(request), svc.settings, request.headers.get("Accept", ""))
     token = query.resume or resume_token(request.headers.get("Last-Event-ID"))
     try:
@@ -64,4 +65,4 @@ def logs(request: Request, svc: Service) -> Response:
         else TextWriter(query.timestamps, tracker, cursors=query.cursors)
     )
     chunks = (b"".join(writer.write(event) for event in batch) for batch in follower.batches())
-    return streaming_response(chunks, writer.content_type)
+    return streaming_response(chunks, writer.content_type, lease=admit_stream(svc, principal))
