@@ -19,6 +19,7 @@ from typing import Any
 
 from shared.events import AttemptDone, Event, Heartbeat, LogLine, Notice, RunFinished, RunStarted, StreamEnded
 from shared.kube import Kube
+from shared.masking import SecretMasker
 from shared.model import (
     Attempt,
     Obj,
@@ -34,6 +35,7 @@ from shared.model import (
 from shared.podlogs import ContainerFollower, Cursor
 from shared.resume import ResumePoint
 from shared.runwatch import RunWatch, RunWatchRegistry
+from shared.secrets import SecretMaskers
 from shared.status import run_status
 
 log = logging.getLogger(__name__)
@@ -83,8 +85,11 @@ class RunFollower:
         shutdown: threading.Event | None = None,
         client_gone: Callable[[], bool] | None = None,
         resume: ResumePoint | None = None,
+        maskers: SecretMaskers | None = None,
     ) -> None:
         self.kube = kube
+        # Secret values the run's pods can see are masked where RBAC lets us read them.
+        self.maskers = maskers
         self.registry = registry
         self.namespace = str(pipelinerun["metadata"]["namespace"])
         self.name = name_of(pipelinerun)
@@ -372,6 +377,7 @@ class RunFollower:
         if self._stop.is_set():
             return
         deleted_key = f"deleted/{attempt.pod}"
+        masker = self.maskers.for_pod(self.namespace, pod) if self.maskers is not None and pod is not None else None
         if pod is None:
             self._queue.put(
                 Notice(attempt.task, _deleted_message(attempt, watch, bool(streamed)), kind="no-logs", key=deleted_key)
@@ -412,7 +418,7 @@ class RunFollower:
                 return
             if started != "started":
                 return
-            result = follower.follow(self._emitter(attempt, container.name, index, streamed))
+            result = follower.follow(self._emitter(attempt, container.name, index, streamed, masker))
             if result == "deleted":
                 self._queue.put(
                     Notice(
@@ -428,10 +434,13 @@ class RunFollower:
                 return
 
     def _emitter(
-        self, attempt: Attempt, step: str, index: int, streamed: list[int]
+        self, attempt: Attempt, step: str, index: int, streamed: list[int], masker: SecretMasker | None = None
     ) -> Callable[[list[tuple[str, bytes]]], None]:
         def emit(batch: list[tuple[str, bytes]]) -> None:
             streamed.append(len(batch))
+            if masker is not None:
+                # Lines are whole here, and the masker splits multi-line values into lines.
+                batch = [(ts, masker.mask(data)) for ts, data in batch]
             lines = [
                 LogLine(
                     attempt.task, step, data.decode("utf-8", "surrogateescape"), ts, attempt.index, attempt.pod, index

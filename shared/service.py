@@ -15,6 +15,7 @@ from shared.auth import Authenticator, StreamLimiter
 from shared.kube import PIPELINERUNS, Kube, KubeConfigError, KubeError, load_api_client
 from shared.lifecycle import SHUTDOWN
 from shared.runwatch import RunWatchRegistry
+from shared.secrets import SecretMaskers
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Service:
         self._lock = threading.Lock()
         self._kube: Kube | None = None
         self._registry: RunWatchRegistry | None = None
+        self._maskers: SecretMaskers | None = None
         self._readiness: tuple[float, str | None] = (0.0, "not checked yet")
 
     @property
@@ -42,6 +44,17 @@ class Service:
                     log.error("cannot configure the Kubernetes client: %s", type(err).__name__)
                     raise KubeConfigError(type(err).__name__) from err
             return self._kube
+
+    @property
+    def maskers(self) -> SecretMaskers | None:
+        """Secret masking, unless MASK_SECRETS=off; inert where RBAC does not allow reading Secrets."""
+        if not self.settings.mask_secrets:
+            return None
+        kube = self.kube
+        with self._lock:
+            if self._maskers is None:
+                self._maskers = SecretMaskers(kube)
+            return self._maskers
 
     @property
     def registry(self) -> RunWatchRegistry:

@@ -41,6 +41,8 @@ class Settings:
     kube_connections: int = 256
     readiness_cache_seconds: float = 5.0
     # Proxies (CIDRs) whose X-Forwarded-For is believed: rate limits then key on the real client.
+    # Mask values of Secrets the run's steps reference (needs `get secrets`; off without it).
+    mask_secrets: bool = True
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @classmethod
@@ -56,6 +58,7 @@ class Settings:
             kube_connections=int(_number(environ, "KUBE_CONNECTIONS", 256, 1, 10000)),
             readiness_cache_seconds=_number(environ, "READINESS_CACHE_SECONDS", 5.0, 0, 3600),
             trusted_proxies=_networks(environ, "TRUSTED_PROXIES"),
+            mask_secrets=(environ.get("MASK_SECRETS") or "auto").strip().lower() not in ("off", "false", "0", "no"),
         )
 
 

@@ -9,7 +9,9 @@ from shared.kube import Kube, load_api_client
 from shared.secrets import SecretMaskers, secret_refs
 from shared.settings import Settings
 from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster
-from tests.support import grant_listener
+from tests.sandbox.scenarios import Scenario, Step, Task
+from tests.sandbox.simulator import Simulator
+from tests.support import Listener, grant_listener
 
 
 def env_ref(env: str, name: str, key: str) -> dict:
@@ -73,6 +75,27 @@ def _secret(cluster: Cluster, namespace: str, name: str, data: dict[str, bytes])
     )
 
 
+def grant_secret_reads(cluster: Cluster, namespace: str) -> None:
+    """The extra RBAC an operator grants to turn masking on."""
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "listener-secrets", "namespace": namespace},
+            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
+        }
+    )
+    cluster.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "listener-secrets", "namespace": namespace},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "listener-secrets"},
+            "subjects": [{"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}],
+        }
+    )
+
+
 def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     grant_listener(cluster, namespace)
     _secret(cluster, namespace, "s1", {"a": b"token-aaaa-1111", "b": b"token-bbbb-2222", "unused": b"not-referenced"})
@@ -91,26 +114,39 @@ def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path
     # The shipped Role cannot read Secrets: masking is off, nothing fails.
     assert SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod) is None
 
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": "listener-secrets", "namespace": namespace},
-            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
-        }
-    )
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "listener-secrets", "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "listener-secrets"},
-            "subjects": [{"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}],
-        }
-    )
+    grant_secret_reads(cluster, namespace)
     masker = SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod)
     assert masker is not None
     assert masker.mask(b"auth token-bbbb-2222 ok") == b"auth *** ok"
     assert masker.mask(b"key MIIEsecretline") == b"key ***"
     # Only what the pod references is masked.
     assert masker.mask(b"token-aaaa-1111 not-referenced") == b"token-aaaa-1111 not-referenced"
+
+
+def test_secret_values_are_masked_in_streamed_logs(cluster: Cluster, sim: Simulator, namespace: str) -> None:
+    grant_listener(cluster, namespace)
+    _secret(cluster, namespace, "deploy-token", {"token": b"glpat-Zz9Yy8Xx7Ww6"})
+    scenario = Scenario(
+        "masked",
+        tasks=[
+            Task(
+                "deploy",
+                [
+                    Step(
+                        "push",
+                        [b"using token glpat-Zz9Yy8Xx7Ww6 now", b"plain line"],
+                        env=[env_ref("TOKEN", "deploy-token", "token")],
+                    )
+                ],
+            )
+        ],
+    )
+    run = sim.play(scenario, namespace).wait(60)
+    with Listener(cluster) as plain:
+        _, _, body = plain.get(f"/logs/{namespace}/{run.name}")
+        assert b"glpat-Zz9Yy8Xx7Ww6" in body  # no RBAC for Secrets: masking is off
+    grant_secret_reads(cluster, namespace)
+    with Listener(cluster) as masking:
+        _, _, body = masking.get(f"/logs/{namespace}/{run.name}")
+        assert b"[deploy : push] using token *** now\n" in body
+        assert b"glpat-Zz9Yy8Xx7Ww6" not in body and b"[deploy : push] plain line\n" in body

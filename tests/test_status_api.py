@@ -180,7 +180,7 @@ def test_each_function_serves_alone_with_functions_framework(cluster: Cluster, s
             assert status == 200 and f"PipelineRun {run.name} Succeeded".encode() in body
 
 
-def test_missing_kubeconfig_is_503_not_500(cluster: Cluster, tmp_path) -> None:  # noqa: ANN001
+def test_missing_kubeconfig_is_503_not_500(cluster: Cluster, tmp_path) -> None:
     with Listener(cluster, KUBECONFIG=str(tmp_path / "absent")) as broken:
         status, body = broken.get_json("/status/x")
         assert status == 503 and "cannot configure its Kubernetes client" in body["error"]

@@ -57,7 +57,9 @@ def logs(request: Request, svc: Service) -> Response:
         heartbeat_seconds=query.heartbeat,
         deadline=time.monotonic() + deadline if deadline > 0 else None,
     )
-    follower = RunFollower(svc.kube, svc.registry, run, options, svc.shutdown, client_gone_check(request), point)
+    follower = RunFollower(
+        svc.kube, svc.registry, run, options, svc.shutdown, client_gone_check(request), point, svc.maskers
+    )
     tracker = Tracker(binding, point)
     writer: Writer = (
         NdjsonWriter(tracker=tracker)

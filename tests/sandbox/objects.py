@@ -143,9 +143,12 @@ class StepSpec:
     command: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     on_error: str | None = None
+    env: list[Obj] = field(default_factory=list)
 
     def to_dict(self) -> Obj:
         out: Obj = {"computeResources": {}, "image": self.image, "name": self.name}
+        if self.env:
+            out["env"] = [dict(e) for e in self.env]
         if self.script is not None:
             out["script"] = self.script
         if self.command:
@@ -493,6 +496,7 @@ def pod(
                 "image": step.image,
                 "name": f"step-{step.name}",
                 "resources": {},
+                **({"env": [dict(e) for e in step.env]} if step.env else {}),
                 "terminationMessagePath": "/tekton/termination",
                 "volumeMounts": mounts,
             }

@@ -36,6 +36,7 @@ class Step:
     command: list[str] = field(default_factory=list)
     on_error: str | None = None  # "continue": a failure does not stop the task
     image_pull_error: bool = False  # the image cannot be pulled: the container never starts
+    env: list[dict] = field(default_factory=list)  # e.g. secretKeyRef entries, as in a Task step
 
     def exit_for(self, attempt: int) -> int:
         if isinstance(self.exit_code, int):
@@ -50,9 +51,15 @@ class Step:
     def spec(self) -> StepSpec:
         if self.script is None and not self.command:
             return StepSpec(
-                self.name, self.image, script=f"#!/bin/sh\necho running {self.name}\n", on_error=self.on_error
+                self.name,
+                self.image,
+                script=f"#!/bin/sh\necho running {self.name}\n",
+                on_error=self.on_error,
+                env=list(self.env),
             )
-        return StepSpec(self.name, self.image, self.script, list(self.command), on_error=self.on_error)
+        return StepSpec(
+            self.name, self.image, self.script, list(self.command), on_error=self.on_error, env=list(self.env)
+        )
 
 
 @dataclass
