@@ -13,11 +13,11 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 WORKDIR /src
-# Dependencies are pinned in pyproject.toml; `pip install .` installs them and the `shared` package
+# Dependencies are pinned in pyproject.toml and, transitively, in constraints.txt; `pip install .` installs them and the `shared` package
 # (non-editable, into the venv's site-packages). All of them ship wheels: no compiler is needed.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY shared ./shared
-RUN /opt/venv/bin/pip install . \
+RUN /opt/venv/bin/pip install -c constraints.txt . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools wheel
 
 # --- runtime: the venv, the function sources, a non-root user; no pip, no compilers ------------
