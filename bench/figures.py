@@ -452,8 +452,7 @@ def coldstart(b: Bench, fig: Figure) -> None:
         "`functions-framework --source functions/status/main.py --target status` as its container starts it; "
         "/health/liveness polled every 5 ms; then one authenticated /status of a finished run. "
         f"Import cost (ms, cumulative and nested, python -X importtime of loading the function): {top}. "
-        "The first request builds the Service: AUTH_PASSWORD and the dummy hash are bcrypt-hashed then (cost "
-        "12), and the first /status verifies the password with bcrypt once more."
+        "The env user's password is checked by digest, so no bcrypt runs on this path."
     )
 
 
