@@ -265,7 +265,10 @@ def test_500_clients_leave_no_threads_sockets_or_memory_behind(cluster: Cluster,
     scenario.tasks[0].steps[0].hold = hold  # lines written, then a silent pipeline
     run = sim.play(scenario, NS)
     wave = 50
-    with Listener(cluster, THREADS=str(wave), HEARTBEAT_SECONDS="15") as listener:
+    # One user opens every stream here: lift the per-user cap (it has its own test).
+    with Listener(
+        cluster, THREADS=str(wave), HEARTBEAT_SECONDS="15", LOGS_MAX_STREAMS_PER_PRINCIPAL=str(wave * 2)
+    ) as listener:
         pid = _worker_pid(listener)
         idle = _usage(pid)
         # One request first: a cold credentials cache counts a burst of first logins from one

@@ -306,8 +306,11 @@ def test_image_pull_failure_pod_waits_with_the_kubelets_reason(
         return states.get("step-compile", {}).get("waiting", {}).get("reason")
 
     assert wait_for(lambda: waiting_reason() in ("ErrImagePull", "ImagePullBackOff"), what="ErrImagePull")
-    taskrun = tr(cluster, run, "build")
-    assert succeeded(taskrun)["reason"] == "PullImageFailed"
+    # The TaskRun's condition follows the pod's state in a separate write: wait for it too.
+    assert wait_for(
+        lambda: (succeeded(tr(cluster, run, "build")) or {}).get("reason") == "PullImageFailed",
+        what="TaskRun reason PullImageFailed",
+    )
     run.wait(30)
 
 
