@@ -71,19 +71,24 @@ class SlidingWindow:
             # The oldest event in the window leaves it at events[0] + window.
             return max(1, math.ceil(events[0] + self.window - now))
 
+    def _current(self, key: Hashable, now: float) -> deque[float]:
+        """The key's events within the window (a new, empty record for a new key). Lock held."""
+        events = self._events.get(key)
+        if events is None:
+            if len(self._events) >= self._max_keys:
+                self._make_room(now)
+            events = self._events[key] = deque(maxlen=self.limit)
+        else:
+            self._expire(events, now)
+        return events
+
     def hit(self, key: Hashable) -> bool:
         """Record one event; True if this event reached the limit (the key is now blocked)."""
         if not self.enabled:
             return False
         now = self._clock()
         with self._lock:
-            events = self._events.get(key)
-            if events is None:
-                if len(self._events) >= self._max_keys:
-                    self._make_room(now)
-                events = self._events[key] = deque(maxlen=self.limit)
-            else:
-                self._expire(events, now)
+            events = self._current(key, now)
             events.append(now)
             return len(events) >= self.limit
 
@@ -99,13 +104,7 @@ class SlidingWindow:
             return 0, None
         now = self._clock()
         with self._lock:
-            events = self._events.get(key)
-            if events is None:
-                if len(self._events) >= self._max_keys:
-                    self._make_room(now)
-                events = self._events[key] = deque(maxlen=self.limit)
-            else:
-                self._expire(events, now)
+            events = self._current(key, now)
             if len(events) >= self.limit:
                 if block:
                     return max(1, math.ceil(events[0] + self.window - now)), None
