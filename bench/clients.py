@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from tests.sandbox.cluster import Cluster, Identity
-from tests.support import PASSWORD, USER, Listener, basic
+from tests.support import PASSWORD, USER, Listener
 
 
 # -- subprocess clients ----------------------------------------------------------------------------
@@ -127,16 +127,8 @@ class LineReader:
 
 
 def read_body(listener: Listener, path: str, timeout: float = 180.0) -> bytes:
-    conn = listener.connect(timeout)
-    try:
-        conn.request("GET", path, headers={"Authorization": basic()})
-        resp = conn.getresponse()
-        body = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"{path}: {resp.status} {body[:300]!r}")
-        return body
-    finally:
-        conn.close()
+    with listener.opened(path, timeout) as resp:
+        return resp.read()
 
 
 # -- keep-alive request loops ----------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -104,12 +103,6 @@ class Kube:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api = api_client
-        self._requests = 0
-        self._lock = threading.Lock()
-
-    @property
-    def requests_made(self) -> int:
-        return self._requests
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _open(self, path: str, query: dict[str, Any], timeout: Any) -> urllib3.HTTPResponse:
@@ -122,8 +115,6 @@ class Kube:
                 header_params={"Accept": "application/json"},
                 auth_settings=["BearerToken"],
             )
-            with self._lock:
-                self._requests += 1
             response = self._api.call_api(*request, _request_timeout=timeout)
         except ApiException as err:  # raised for transport errors (status 0)
             raise Unreachable(str(err.reason)) from err

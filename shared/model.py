@@ -127,10 +127,6 @@ def _container(cname: str, short: str, is_step: bool, status: Obj | None) -> Con
     return Container(cname, short, is_step, "unknown")
 
 
-def pod_phase(pod: Obj) -> str:
-    return str(status_of(pod).get("phase") or "")
-
-
 @dataclass(frozen=True)
 class Attempt:
     """One pod of a TaskRun: retries get a new pod, earlier ones listed in `retriesStatus`."""

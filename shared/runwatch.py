@@ -98,10 +98,6 @@ class RunWatch:
         self.breaks += 1
         self._troubled_until = time.monotonic() + REFUSAL_GRACE
 
-    def wait_synced(self, timeout: float) -> bool:
-        with self.cond:
-            return self.cond.wait_for(lambda: len(self.synced) == 3 or self.error is not None or self.stopped, timeout)
-
     # -- state changes ---------------------------------------------------------------------------
     def _changed(self) -> None:
         # Called with self.cond held.

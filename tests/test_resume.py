@@ -24,7 +24,7 @@ from shared.resume import Binding, Position, TokenError, Tracker, decode
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
 from tests.sandbox.scenarios import SCENARIOS, Scenario, numbered
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import Listener, basic, grant_listener, strip_heartbeats
+from tests.support import Listener, grant_listener, strip_heartbeats
 
 NS = LISTENER_NAMESPACE
 STAMP = "2026-03-01T10:00:0{}.{:09d}Z"
@@ -186,12 +186,7 @@ def _with(path: str, **params: str) -> str:
 
 def _response_lines(listener: Listener, path: str, timeout: float) -> Iterator[bytes]:
     """Complete lines of one streaming response; stops quietly at a cut (partial line dropped)."""
-    conn = listener.connect(timeout)
-    try:
-        conn.request("GET", path, headers={"Authorization": basic()})
-        resp = conn.getresponse()
-        if resp.status != 200:
-            raise AssertionError(f"{path}: {resp.status} {resp.read()[:300]!r}")
+    with listener.opened(path, timeout) as resp:
         while True:
             try:
                 line = resp.readline()
@@ -200,8 +195,6 @@ def _response_lines(listener: Listener, path: str, timeout: float) -> Iterator[b
             if not line.endswith(b"\n"):
                 return
             yield line
-    finally:
-        conn.close()
 
 
 def follow_ndjson(

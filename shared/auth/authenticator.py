@@ -412,8 +412,3 @@ class Authenticator:
                 while len(self._cache) >= MAX_CACHE_ENTRIES:
                     del self._cache[next(iter(self._cache))]
             self._cache[key] = (principal, now + self._cache_ttl, generation)
-
-    def reset_limits(self) -> None:
-        """Forget failure counts (an operator action after a known incident; also tests)."""
-        self._address_failures.reset()
-        self._user_failures.reset()

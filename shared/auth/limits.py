@@ -126,10 +126,6 @@ class SlidingWindow:
                 except ValueError:
                     pass  # already expired or pushed out
 
-    def reset(self) -> None:
-        with self._lock:
-            self._events.clear()
-
     def __len__(self) -> int:
         return len(self._events)
 

@@ -247,6 +247,17 @@ def run_labels(pr_name: str, pr_uid: str, pipeline_task: str, member_of: str, ex
     }
 
 
+def controller_metadata(name: str, namespace: str, labels: dict[str, str], owner: Obj) -> Obj:
+    """Metadata of an object Tekton's controller creates for its owner (TaskRun, Pod)."""
+    return {
+        "annotations": {"pipeline.tekton.dev/release": RELEASE},
+        "labels": dict(labels),
+        "name": name,
+        "namespace": namespace,
+        "ownerReferences": [owner],
+    }
+
+
 def taskrun(
     name: str, namespace: str, labels: dict[str, str], owner: Obj, spec_task: Obj, timeout: str, retries: int
 ) -> Obj:
@@ -256,13 +267,7 @@ def taskrun(
     return {
         "apiVersion": API_VERSION,
         "kind": "TaskRun",
-        "metadata": {
-            "annotations": {"pipeline.tekton.dev/release": RELEASE},
-            "labels": dict(labels),
-            "name": name,
-            "namespace": namespace,
-            "ownerReferences": [owner],
-        },
+        "metadata": controller_metadata(name, namespace, labels, owner),
         "spec": spec,
     }
 
@@ -566,13 +571,7 @@ def pod(
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {
-            "annotations": {"pipeline.tekton.dev/release": RELEASE},
-            "labels": dict(labels),
-            "name": name,
-            "namespace": namespace,
-            "ownerReferences": [owner],
-        },
+        "metadata": controller_metadata(name, namespace, labels, owner),
         "spec": {
             # Tekton sets the pod deadline to 1.5x the TaskRun timeout.
             "activeDeadlineSeconds": int(timeout_seconds * 1.5),
