@@ -69,7 +69,7 @@ class Listener:
             "RUN_WAIT_SECONDS": "10",
             **env,
         }
-        self.command = command or [sys.executable, "-m", "shared.router"]
+        self.command = command or [sys.executable, "-m", "shared.http.router"]
         self.log_path = cluster.workdir / f"listener-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from shared.service import Service
-from shared.settings import Settings, SettingsError
-from shared.web import client_address
+from shared.config import Settings, SettingsError
+from shared.http.endpoint import client_address
+from shared.http.service import Service
 
 app = Flask(__name__)
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import json
 
-from shared.events import Heartbeat, LogLine, Notice, RunFinished, RunStarted
-from shared.formatting import NdjsonWriter, TextWriter
-from shared.names import namespace_problem, object_name_problem
-from shared.queries import Args, LogQuery, QueryError
-from shared.settings import Settings
+from shared.config import Settings
+from shared.http.request import Args, LogQuery, QueryError
+from shared.kube.names import namespace_problem, object_name_problem
+from shared.logs.events import Heartbeat, LogLine, Notice, RunFinished, RunStarted
+from shared.logs.writers import NdjsonWriter, TextWriter
 
 
 def test_text_lines_use_tkn_prefixes_and_keep_raw_bytes() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.podlogs import Cursor, _LineReader, timestamp_ns
+from shared.logs.container import Cursor, _LineReader, timestamp_ns
 
 
 def test_timestamp_parsing_handles_trimmed_fractions() -> None:

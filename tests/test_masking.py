@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.masking import MIN_SECRET_LENGTH, SecretMasker
+from shared.logs.masking import MIN_SECRET_LENGTH, SecretMasker
 
 
 def feed_all(masker: SecretMasker, chunks: list[bytes]) -> bytes:

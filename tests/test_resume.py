@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import pytest
 
-from shared.events import AttemptDone, LogLine, Notice, RunFinished, StreamEnded
-from shared.formatting import INTERRUPTED, RESUME_MARK, NdjsonWriter, TextWriter
-from shared.resume import Binding, Position, TokenError, Tracker, decode
+from shared.logs.cursor import Binding, Position, TokenError, Tracker, decode
+from shared.logs.events import AttemptDone, LogLine, Notice, RunFinished, StreamEnded
+from shared.logs.writers import INTERRUPTED, RESUME_MARK, NdjsonWriter, TextWriter
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
 from tests.sandbox.scenarios import SCENARIOS, Scenario, numbered
 from tests.sandbox.simulator import PlayedRun, Simulator

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from shared.model import attempts_of, pod_containers, succeeded_condition
-from shared.status import HTTP_CODES, Outcome, outcome_of, run_status
+from shared.runs.model import attempts_of, pod_containers, succeeded_condition
+from shared.runs.status import HTTP_CODES, Outcome, outcome_of, run_status
 
 BUNDLES = Path(__file__).parent / "fixtures" / "tekton" / "runs" / "bundles"
 

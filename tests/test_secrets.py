@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
-from shared.kube import Kube, load_api_client
-from shared.secrets import SecretMaskers, secret_refs
-from shared.settings import Settings
+from shared.config import Settings
+from shared.kube.client import Kube, load_api_client
+from shared.logs.secret_values import SecretMaskers, secret_refs
 from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.sandbox.simulator import Simulator

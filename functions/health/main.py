@@ -5,8 +5,8 @@ from __future__ import annotations
 import functions_framework
 from flask import Request, Response
 
-from shared.service import Service
-from shared.web import HttpError, endpoint, json_response
+from shared.http.endpoint import HttpError, endpoint, json_response
+from shared.http.service import Service
 
 
 @functions_framework.http

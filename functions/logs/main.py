@@ -12,14 +12,7 @@ import time
 import functions_framework
 from flask import Request, Response
 
-from shared.follow import FollowOptions, RunFollower
-from shared.formatting import NdjsonWriter, TextWriter, Writer
-from shared.kube import KubeError
-from shared.lookup import find_pipelinerun
-from shared.queries import LogQuery, resume_token
-from shared.resume import Binding, ResumePoint, TokenError, Tracker, decode
-from shared.service import Service
-from shared.web import (
+from shared.http.endpoint import (
     HttpError,
     admit_stream,
     authorize,
@@ -30,6 +23,13 @@ from shared.web import (
     run_ref,
     streaming_response,
 )
+from shared.http.request import LogQuery, resume_token
+from shared.http.service import Service
+from shared.kube.client import KubeError
+from shared.logs.cursor import Binding, ResumePoint, TokenError, Tracker, decode
+from shared.logs.run_reader import FollowOptions, RunFollower
+from shared.logs.writers import NdjsonWriter, TextWriter, Writer
+from shared.runs.lookup import find_pipelinerun
 
 
 @functions_framework.http

@@ -9,13 +9,13 @@ from __future__ import annotations
 import functions_framework
 from flask import Request, Response
 
-from shared.kube import TASKRUNS, KubeError
-from shared.lookup import find_pipelinerun, wait_until_done
-from shared.model import PIPELINE_RUN_LABEL
-from shared.queries import StatusQuery
-from shared.service import Service
-from shared.status import Outcome, http_code, outcome_of, run_status
-from shared.web import authorize, client_gone_check, endpoint, json_response, kube_error, query_args, run_ref
+from shared.http.endpoint import authorize, client_gone_check, endpoint, json_response, kube_error, query_args, run_ref
+from shared.http.request import StatusQuery
+from shared.http.service import Service
+from shared.kube.client import TASKRUNS, KubeError
+from shared.runs.lookup import find_pipelinerun, wait_until_done
+from shared.runs.model import PIPELINE_RUN_LABEL
+from shared.runs.status import Outcome, http_code, outcome_of, run_status
 
 
 @functions_framework.http

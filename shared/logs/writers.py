@@ -3,7 +3,7 @@
 Text mode prints lines like `tkn pipelinerun logs -f`: `[task : step] line`. NDJSON mode prints
 one JSON object per line for machines.
 
-With a `Tracker` (see `shared.resume`), a writer records every event it writes, so that the
+With a `Tracker` (see `shared.logs.cursor`), a writer records every event it writes, so that the
 resume token it hands out names exactly what went out before it:
 
 - text: a stream cut before the run is done ends with one line
@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from typing import Protocol
 
-from shared.events import AttemptDone, Event, Heartbeat, LogLine, Notice, RunFinished, RunStarted, StreamEnded
-from shared.resume import Tracker
+from shared.logs.cursor import Tracker
+from shared.logs.events import AttemptDone, Event, Heartbeat, LogLine, Notice, RunFinished, RunStarted, StreamEnded
 
 INTERRUPTED = "[stream interrupted] "  # a line that starts with this is the last of a cut stream
 RESUME_MARK = "; continue with resume="

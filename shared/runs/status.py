@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from shared.model import Obj, name_of, status_of, succeeded_condition
+from shared.runs.model import Obj, name_of, status_of, succeeded_condition
 
 
 class Outcome(StrEnum):

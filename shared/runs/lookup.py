@@ -9,8 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.kube import PIPELINERUNS, Forbidden, Gone, Kube, KubeError, NotFound
-from shared.model import Obj, is_done
+from shared.kube.client import PIPELINERUNS, Forbidden, Gone, Kube, KubeError, NotFound
+from shared.runs.model import Obj, is_done
 
 # A waiting watch is renewed this often, so a departed client or a shutdown is noticed.
 WATCH_SLICE = 30

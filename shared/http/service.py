@@ -12,11 +12,11 @@ import threading
 import time
 
 from shared.auth import Authenticator, StreamLimiter
-from shared.kube import PIPELINERUNS, Kube, KubeConfigError, KubeError, load_api_client
-from shared.lifecycle import SHUTDOWN
-from shared.runwatch import RunWatchRegistry
-from shared.secrets import SecretMaskers
-from shared.settings import Settings
+from shared.config import Settings
+from shared.http.shutdown import SHUTDOWN
+from shared.kube.client import PIPELINERUNS, Kube, KubeConfigError, KubeError, load_api_client
+from shared.logs.secret_values import SecretMaskers
+from shared.runs.watch import RunWatchRegistry
 
 log = logging.getLogger(__name__)
 

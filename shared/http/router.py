@@ -1,6 +1,6 @@
 """All functions behind one port, routed by path exactly like the production ingress.
 
-`python -m shared.router` serves /health*, /logs/*, /status/* (and /notify when present) from
+`python -m shared.http.router` serves /health*, /logs/*, /status/* (and /notify when present) from
 the same function sources the Knative Services run, with functions-framework's own gunicorn
 settings, so `make run` and the tests see what CI jobs see.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from functions_framework import create_app
 
-from shared.gunicorn_hooks import SECURITY_HEADERS
+from shared.http.server_hooks import SECURITY_HEADERS
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from shared.kube import Forbidden, Kube, KubeError, NotFound
-from shared.model import Container, pod_containers
-from shared.runwatch import REFUSAL_GRACE, RunWatch, _interrupt
+from shared.kube.client import Forbidden, Kube, KubeError, NotFound
+from shared.runs.model import Container, pod_containers
+from shared.runs.watch import REFUSAL_GRACE, RunWatch, _interrupt
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import AttemptDone, Event, Heartbeat, LogLine, Notice, RunFinished, RunStarted, StreamEnded
-from shared.kube import Kube
-from shared.masking import SecretMasker
-from shared.model import (
+from shared.kube.client import Kube
+from shared.logs.container import ContainerFollower, Cursor
+from shared.logs.cursor import ResumePoint
+from shared.logs.events import AttemptDone, Event, Heartbeat, LogLine, Notice, RunFinished, RunStarted, StreamEnded
+from shared.logs.masking import SecretMasker
+from shared.logs.secret_values import SecretMaskers
+from shared.runs.model import (
     Attempt,
     Obj,
     attempts_of,
@@ -32,11 +35,8 @@ from shared.model import (
     succeeded_condition,
     taskrun_start_key,
 )
-from shared.podlogs import ContainerFollower, Cursor
-from shared.resume import ResumePoint
-from shared.runwatch import RunWatch, RunWatchRegistry
-from shared.secrets import SecretMaskers
-from shared.status import run_status
+from shared.runs.status import run_status
+from shared.runs.watch import RunWatch, RunWatchRegistry
 
 log = logging.getLogger(__name__)
 

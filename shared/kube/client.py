@@ -18,7 +18,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from shared.settings import Settings
+from shared.config import Settings
 
 log = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.kube import PIPELINERUNS, PODS, TASKRUNS, Forbidden, Gone, Kube, KubeError, NotFound, Resource
-from shared.model import PIPELINE_RUN_LABEL, Obj, name_of
+from shared.kube.client import PIPELINERUNS, PODS, TASKRUNS, Forbidden, Gone, Kube, KubeError, NotFound, Resource
+from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of
 
 log = logging.getLogger(__name__)
 

@@ -21,13 +21,13 @@ from flask import Request, Response, current_app, has_app_context
 from werkzeug.exceptions import HTTPException
 
 from shared.auth import Principal, StreamLease, StreamLimitExceeded
-from shared.gunicorn_hooks import SECURITY_HEADERS, install_error_pages
-from shared.kube import Forbidden, KubeConfigError, KubeError, NotFound, Unreachable
-from shared.lifecycle import install_gunicorn_hook
-from shared.names import namespace_problem, object_name_problem
-from shared.queries import Args, QueryError
-from shared.service import Service, service
-from shared.settings import SettingsError
+from shared.config import SettingsError
+from shared.http.request import Args, QueryError
+from shared.http.server_hooks import SECURITY_HEADERS, install_error_pages
+from shared.http.service import Service, service
+from shared.http.shutdown import install_gunicorn_hook
+from shared.kube.client import Forbidden, KubeConfigError, KubeError, NotFound, Unreachable
+from shared.kube.names import namespace_problem, object_name_problem
 
 log = logging.getLogger("tekton_pipeline_listener")
 install_gunicorn_hook()

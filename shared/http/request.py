@@ -6,8 +6,8 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from shared.names import object_name_problem
-from shared.settings import Settings
+from shared.config import Settings
+from shared.kube.names import object_name_problem
 
 # A bare `?timestamps` means true, as curl users write it.
 _TRUE = {"1", "true", "yes", "on", ""}

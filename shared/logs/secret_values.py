@@ -13,9 +13,9 @@ import logging
 import threading
 from typing import Any
 
-from shared.kube import Forbidden, Kube, KubeError, NotFound, Resource
-from shared.masking import SecretMasker
-from shared.model import Obj
+from shared.kube.client import Forbidden, Kube, KubeError, NotFound, Resource
+from shared.logs.masking import SecretMasker
+from shared.runs.model import Obj
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from shared.podlogs import timestamp_ns
+from shared.logs.container import timestamp_ns
 
 VERSION = 1
 MAX_TOKEN = 8192  # characters; far above any real run's token, refused before decoding
