@@ -17,7 +17,7 @@ from functions_framework import create_app
 
 from shared.http.server_hooks import SECURITY_HEADERS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 
 # (path prefix, function) in match order; a prefix matches itself and anything under it.
