@@ -19,48 +19,41 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from shared.config import Settings
+from shared.kube.errors import (
+    Forbidden,
+    Gone,
+    KubeConfigError,
+    KubeError,
+    NotFound,
+    Unreachable,
+    error_from,
+)
 
 log = logging.getLogger(__name__)
+
+# The errors are part of this adapter's surface: callers catch them from here or from `errors`.
+__all__ = [
+    "PIPELINERUNS",
+    "PODS",
+    "TASKRUNS",
+    "Forbidden",
+    "Gone",
+    "Kube",
+    "KubeConfigError",
+    "KubeError",
+    "NotFound",
+    "Resource",
+    "Unreachable",
+    "WatchStream",
+    "interrupt",
+    "load_api_client",
+]
 
 TEKTON_GROUP = "tekton.dev"
 TEKTON_VERSION = "v1"
 
 # Read timeout of plain GET/LIST calls; watches and log follows set their own.
 REQUEST_TIMEOUT = (5.0, 30.0)
-
-
-class KubeError(Exception):
-    """The Kubernetes API refused or failed a request; `reason` is safe to show to callers."""
-
-    def __init__(self, status: int, reason: str, detail: str = "") -> None:
-        super().__init__(f"{status} {reason}: {detail}" if detail else f"{status} {reason}")
-        self.status = status
-        self.reason = reason
-        self.detail = detail
-
-
-class NotFound(KubeError):
-    pass
-
-
-class Gone(KubeError):
-    """A watch's resourceVersion is too old (410): list again."""
-
-
-class Forbidden(KubeError):
-    pass
-
-
-class KubeConfigError(KubeError):
-    """No usable kubeconfig or in-cluster ServiceAccount token."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(0, "Kubernetes client not configured", detail)
-
-
-class Unreachable(KubeError):
-    def __init__(self, detail: str) -> None:
-        super().__init__(0, "Kubernetes API unreachable", detail)
 
 
 @dataclass(frozen=True)
@@ -124,7 +117,7 @@ class Kube:
         if not 200 <= raw.status <= 299:
             body = raw.data
             raw.release_conn()
-            raise _error_from(raw.status, body)
+            raise error_from(raw.status, body)
         return raw
 
     def get(self, path: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -211,12 +204,22 @@ class WatchStream:
             event = json.loads(line)
             kind, obj = event.get("type", ""), event.get("object") or {}
             if kind == "ERROR":
-                raise _error_from(int(obj.get("code") or 500), json.dumps(obj).encode())
+                raise error_from(int(obj.get("code") or 500), json.dumps(obj).encode())
             yield kind, obj
 
     def close(self) -> None:
-        self.response.release_conn()
+        # Closed before it is released: a half-read connection never goes back to the pool.
         self.response.close()
+        self.response.release_conn()
+
+
+def interrupt(response: Any) -> None:
+    """Ends a streaming response from another thread, also while the API is silent: the socket is
+    shut down, so a read blocked on it returns at once."""
+    try:
+        response.shutdown()
+    except Exception:  # noqa: S110 - already closed or released: nothing left to interrupt
+        pass
 
 
 def _lines(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
@@ -232,18 +235,3 @@ def _lines(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
                 yield line
     if buf.strip():
         yield buf
-
-
-def _error_from(status: int, body: bytes | None) -> KubeError:
-    message = ""
-    try:
-        message = json.loads(body or b"{}").get("message", "")
-    except (ValueError, AttributeError):
-        message = (body or b"")[:300].decode("utf-8", "replace")
-    if status == 404:
-        return NotFound(status, "not found", message)
-    if status == 410:
-        return Gone(status, "resource version too old", message)
-    if status in (401, 403):
-        return Forbidden(status, "forbidden", message)
-    return KubeError(status, "request failed", message)

@@ -11,9 +11,11 @@ import base64
 import binascii
 import logging
 import threading
+from functools import partial
 from typing import Any
 
 from shared.kube.client import Forbidden, Kube, KubeError, NotFound, Resource
+from shared.kube.retry import retrying
 from shared.logs.masking import SecretMasker
 from shared.runs.model import Obj
 
@@ -67,7 +69,8 @@ class SecretMaskers:
         values: list[bytes] = []
         for name, keys in secret_refs(pod).items():
             try:
-                secret = self.kube.get_object(SECRETS, namespace, name)
+                # A transient failure is retried briefly: a skipped Secret is a value left unmasked.
+                secret = retrying(partial(self.kube.get_object, SECRETS, namespace, name))
             except Forbidden:
                 with self._lock:
                     if namespace not in self._denied:

@@ -1,11 +1,12 @@
 """Sending one request with timeouts and bounded retries.
 
 Retried: connection errors, timeouts, 408, 429 and 5xx. The wait before the next attempt is the
-answer's `Retry-After` (seconds or an HTTP date) if it has one, else `backoff_base * 2**(n-1)`
-capped at `backoff_max`. Nothing is retried past `max_attempts` or past `budget` seconds from the
-first attempt: when the next wait would cross the budget the target is given up at once (Knative
-Eventing redelivers the event later). Redirects are not followed (a redirect could carry a token
-to another host). `sleep` and `clock` are injectable for tests.
+answer's `Retry-After` (seconds or an HTTP date) if it has one, else the retry policy's schedule
+(`shared.kube.retry.backoff_delay`) from `backoff_base`, capped at `backoff_max`. Nothing is
+retried past `max_attempts` or past `budget` seconds from the first attempt: when the next wait
+would cross the budget the target is given up at once (Knative Eventing redelivers the event later).
+Redirects are not followed (a redirect could carry a token to another host).
+`sleep` and `clock` are injectable for tests.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Protocol
 
+from shared.kube.retry import backoff_delay
 from shared.notify.config import RetryPolicy
 from shared.notify.senders import HttpRequest, HttpResponse, Verdict
 
@@ -104,7 +106,7 @@ class Deliverer:
         self.clock = clock
 
     def backoff(self, attempt: int) -> float:
-        return min(self.policy.backoff_max, self.policy.backoff_base * (2 ** (attempt - 1)))
+        return backoff_delay(attempt, self.policy.backoff_base, self.policy.backoff_max)
 
     def send(self, request: HttpRequest, classify: Callable[[HttpResponse], Verdict], label: str = "request") -> Result:
         policy = self.policy

@@ -1,6 +1,7 @@
 """Finding a PipelineRun, waiting for one that does not exist yet, or for one to finish.
 
-Both waits are watches with a field selector on the run's name: one LIST and one WATCH, no polling.
+Both waits are list-watches with a field selector on the run's name: one LIST and one WATCH, no
+polling.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.kube.client import PIPELINERUNS, Forbidden, Gone, Kube, KubeError, NotFound
+from shared.kube.client import PIPELINERUNS, Kube, NotFound
+from shared.kube.listwatch import Listed, ListWatch
 from shared.runs.model import Obj, is_done
 
 # A waiting watch is renewed this often, so a departed client or a shutdown is noticed.
 WATCH_SLICE = 30
-MAX_BACKOFF = 5.0
 
 
 def find_pipelinerun(
@@ -58,60 +59,22 @@ def _watch_until(
     stop: threading.Event | None,
     client_gone: Callable[[], bool] | None = None,
 ) -> Obj | None:
-    deadline = time.monotonic() + seconds
-    selector = f"metadata.name={name}"
-    version = ""
-    backoff = 0.2
-    while (remaining := deadline - time.monotonic()) > 0:
-        if (stop is not None and stop.is_set()) or (client_gone is not None and client_gone()):
-            return None
-        try:
-            if not version:
-                items, version = kube.list_objects(PIPELINERUNS, namespace, field_selector=selector)
-                for item in items:
-                    if predicate(item):
-                        return item
-            stream = kube.open_watch(
-                PIPELINERUNS,
-                namespace,
-                version,
-                field_selector=selector,
-                timeout_seconds=max(1, min(WATCH_SLICE, int(remaining + 0.999))),
-            )
-        except (NotFound, Forbidden):
-            raise
-        except KubeError:
-            # Unreachable or 5xx: an apiserver restarting; wait within the caller's bound.
-            if _pause(backoff, deadline, stop):
-                return None
-            backoff = min(backoff * 2, MAX_BACKOFF)
-            continue
-        try:
-            for event, obj in stream:
-                version = (obj.get("metadata") or {}).get("resourceVersion") or version
-                if event in ("ADDED", "MODIFIED") and predicate(obj):
-                    return obj
-                if time.monotonic() >= deadline:
-                    break
-            backoff = 0.2
-        except Gone:
-            version = ""
-        except (NotFound, Forbidden):
-            raise
-        except Exception:  # a cut watch: urllib3/OSError types or an in-band 5xx
-            if _pause(backoff, deadline, stop):
-                return None
-            backoff = min(backoff * 2, MAX_BACKOFF)
-        finally:
-            stream.response.close()
-            stream.close()
+    # Refusals end the wait at once: a lookup has no earlier success that would make them transient.
+    listwatch = ListWatch(
+        kube,
+        PIPELINERUNS,
+        namespace,
+        fields=f"metadata.name={name}",
+        stop=stop or threading.Event(),
+        refusal_grace=0.0,
+        watch_seconds=WATCH_SLICE,
+        what=f"PipelineRun {namespace}/{name}",
+    )
+    for update in listwatch.updates(time.monotonic() + seconds, client_gone):
+        if isinstance(update, Listed):
+            found = [item for item in update.items if predicate(item)]
+            if found:
+                return found[0]
+        elif update.type in ("ADDED", "MODIFIED") and predicate(update.obj):
+            return update.obj
     return None
-
-
-def _pause(seconds: float, deadline: float, stop: threading.Event | None) -> bool:
-    """Sleeps (bounded by `deadline`); True if the wait should end now."""
-    seconds = min(seconds, max(0.0, deadline - time.monotonic()))
-    if stop is not None:
-        return stop.wait(seconds)
-    time.sleep(seconds)
-    return False

@@ -1,4 +1,4 @@
-"""Live state of one PipelineRun, its TaskRuns and their pods, kept current by three watches.
+"""Live state of one PipelineRun, its TaskRuns and their pods, kept current by three list-watches.
 
 A follow costs a constant number of API requests: one LIST + one WATCH per kind (more only when
 a watch ends or expires), never polling. Followers of the same run in one process share one
@@ -11,19 +11,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
-from shared.kube.client import PIPELINERUNS, PODS, TASKRUNS, Forbidden, Gone, Kube, KubeError, NotFound, Resource
+from shared.kube.client import PIPELINERUNS, PODS, TASKRUNS, Kube, KubeError, Resource
+from shared.kube.client import interrupt as _interrupt
+from shared.kube.listwatch import WATCH_SECONDS, Changed, Listed, ListWatch
+from shared.kube.retry import MAX_BACKOFF, REFUSAL_GRACE
 from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of
 
 log = logging.getLogger(__name__)
 
-WATCH_SECONDS = 240
-MAX_BACKOFF = 5.0
-# A restarting kube-apiserver answers 403 until its RBAC informers have synced and 404 for
-# custom resources until the CRD handler serves them. After a break, such refusals are retried for
-# this long before they count as real (RBAC changed, namespace or CRD removed).
-REFUSAL_GRACE = 30.0
+# Re-exported for the log readers, which import them from here.
+__all__ = ["MAX_BACKOFF", "REFUSAL_GRACE", "WATCH_SECONDS", "RunWatch", "RunWatchRegistry", "_interrupt"]
 
 
 class RunWatch:
@@ -43,7 +41,7 @@ class RunWatch:
         self.error: KubeError | None = None
         self.version = 0
         self._stop = threading.Event()
-        self._responses: dict[str, Any] = {}
+        self._listwatches: list[ListWatch] = []
         self._threads: list[threading.Thread] = []
         self._listeners: list[Callable[[], None]] = []
         self._troubled_until = 0.0  # monotonic time until which refusals count as transient
@@ -58,8 +56,19 @@ class RunWatch:
             ("pods", PODS, selector, None),
         ]
         for kind, resource, labels, fields in kinds:
+            listwatch = ListWatch(
+                self.kube,
+                resource,
+                self.namespace,
+                labels=labels,
+                fields=fields,
+                stop=self._stop,
+                on_break=self._trouble,
+                what=f"{kind} for {self.namespace}/{self.name}",
+            )
+            self._listwatches.append(listwatch)
             thread = threading.Thread(
-                target=self._run, args=(kind, resource, labels, fields), name=f"watch-{kind}-{self.name}", daemon=True
+                target=self._run, args=(kind, listwatch), name=f"watch-{kind}-{self.name}", daemon=True
             )
             self._threads.append(thread)
             thread.start()
@@ -68,8 +77,8 @@ class RunWatch:
     def stop(self) -> None:
         """Ends the watches at once, also when the API is silent: their sockets are shut down."""
         self._stop.set()
-        for response in list(self._responses.values()):
-            _interrupt(response)
+        for listwatch in self._listwatches:
+            listwatch.interrupt()
         with self.cond:
             self.cond.notify_all()
 
@@ -148,75 +157,16 @@ class RunWatch:
             self._changed()
 
     # -- watch loop ------------------------------------------------------------------------------
-    def _run(self, kind: str, resource: Resource, labels: str | None, fields: str | None) -> None:
-        version = ""
-        backoff = 0.2
-        listed = False  # a first LIST succeeded: later refusals may be a restarting apiserver's
-        refused_since: float | None = None
-        while not self._stop.is_set():
-            try:
-                if not version:
-                    items, version = self.kube.list_objects(resource, self.namespace, labels, fields)
-                    listed = True
-                    self._replace(kind, items)
-                stream = self.kube.open_watch(resource, self.namespace, version, labels, fields, WATCH_SECONDS)
-                refused_since = None
-                opened_at = time.monotonic()
-                self._responses[kind] = stream.response
-                try:
-                    if self._stop.is_set():
-                        break
-                    for event, obj in stream:
-                        meta = obj.get("metadata") or {}
-                        version = meta.get("resourceVersion") or version
-                        if event != "BOOKMARK":
-                            self._apply(kind, event, obj)
-                        backoff = 0.2
-                finally:
-                    self._responses.pop(kind, None)
-                    stream.response.close()
-                    stream.close()
-                if time.monotonic() - opened_at < 1.0 and not self._stop.is_set():
-                    # Ended at once, without an error: an apiserver on its way down. Don't spin.
-                    self._trouble()
-                    self._stop.wait(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF)
-            except Gone:
-                version = ""  # expired: list again
-            except (Forbidden, NotFound) as err:
-                if self._stop.is_set():
-                    return
-                now = time.monotonic()
-                refused_since = refused_since or now
-                if not listed or now - refused_since > REFUSAL_GRACE:
-                    # RBAC or a missing namespace/CRD: retrying will not heal it.
-                    self._fail(err)
-                    return
-                self._trouble()
-                log.warning("watch of %s for %s/%s refused (%s); retrying", kind, self.namespace, self.name, err.reason)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-            except KubeError as err:
-                if self._stop.is_set():
-                    return
-                self._trouble()
-                log.warning("watch of %s for %s/%s broke (%s); retrying", kind, self.namespace, self.name, err.reason)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-            except Exception as err:  # a cut socket surfaces as many urllib3/OSError types
-                if self._stop.is_set():
-                    return
-                self._trouble()
-                log.warning("watch of %s for %s/%s ended: %s", kind, self.namespace, self.name, type(err).__name__)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF)
-
-
-def _interrupt(response: Any) -> None:
-    try:
-        response.shutdown()
-    except Exception:  # noqa: S110 - already closed or released: nothing left to interrupt
-        pass
+    def _run(self, kind: str, listwatch: ListWatch) -> None:
+        try:
+            for update in listwatch.updates():
+                if isinstance(update, Listed):
+                    self._replace(kind, update.items)
+                elif isinstance(update, Changed):
+                    self._apply(kind, update.type, update.obj)
+        except KubeError as err:  # refused for good: RBAC, or a missing namespace or CRD
+            if not self._stop.is_set():
+                self._fail(err)
 
 
 class RunWatchRegistry:

@@ -1,0 +1,131 @@
+"""The retry policy and the resumable list-watch every watcher of Kubernetes objects uses."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.kube.client import Kube, Resource, load_api_client
+from shared.kube.errors import Forbidden, KubeError, Unreachable
+from shared.kube.listwatch import Changed, Listed, ListWatch
+from shared.kube.retry import MAX_BACKOFF, Backoff, backoff_delay, retrying
+from tests.sandbox.cluster import Cluster
+
+CONFIGMAPS = Resource("/api/v1", "configmaps")
+
+
+def test_backoff_doubles_up_to_the_cap_and_starts_again_after_progress() -> None:
+    assert [backoff_delay(n) for n in range(1, 8)] == [0.2, 0.4, 0.8, 1.6, 3.2, MAX_BACKOFF, MAX_BACKOFF]
+    assert [backoff_delay(n, 0.5, 2.0) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 2.0]
+    backoff = Backoff(first=0.01, cap=0.04)
+    assert [backoff.next_delay() for _ in range(4)] == [0.01, 0.02, 0.04, 0.04]
+    backoff.reset()
+    assert backoff.next_delay() == 0.01
+
+
+def test_backoff_wait_ends_when_stopped() -> None:
+    stop = threading.Event()
+    stop.set()
+    started = time.monotonic()
+    assert Backoff(stop, first=30.0).wait() is True
+    assert time.monotonic() - started < 1.0
+
+
+def test_retrying_repeats_transient_failures_only() -> None:
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise Unreachable("connection refused")
+        return "ok"
+
+    assert retrying(flaky, attempts=3, stop=None) == "ok" and len(calls) == 3
+
+    refused: list[int] = []
+
+    def forbidden() -> str:
+        refused.append(1)
+        raise Forbidden(403, "forbidden")
+
+    with pytest.raises(Forbidden):
+        retrying(forbidden, attempts=5)
+    assert len(refused) == 1
+
+    failing: list[int] = []
+
+    def down() -> str:
+        failing.append(1)
+        raise KubeError(503, "request failed")
+
+    with pytest.raises(KubeError):
+        retrying(down, attempts=2)
+    assert len(failing) == 2
+
+
+def _admin_kube(cluster: Cluster, tmp_path: Path) -> Kube:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig", cluster.admin)
+    return Kube(load_api_client(Settings(kubeconfig=str(kubeconfig))))
+
+
+def _configmap(cluster: Cluster, namespace: str, name: str, value: str) -> None:
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": "lw"}},
+            "data": {"v": value},
+        }
+    )
+
+
+def test_listwatch_lists_then_follows_changes(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    _configmap(cluster, namespace, "first", "1")
+    listwatch = ListWatch(_admin_kube(cluster, tmp_path), CONFIGMAPS, namespace, labels="app=lw")
+    updates = listwatch.updates(deadline=time.monotonic() + 30)
+    listed = next(updates)
+    assert isinstance(listed, Listed)
+    assert [item["metadata"]["name"] for item in listed.items] == ["first"]
+    _configmap(cluster, namespace, "second", "2")
+    changed = next(updates)
+    assert isinstance(changed, Changed)
+    assert (changed.type, changed.obj["metadata"]["name"]) == ("ADDED", "second")
+    updates.close()
+
+
+def test_listwatch_stops_at_once_on_a_silent_watch(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    stop = threading.Event()
+    listwatch = ListWatch(_admin_kube(cluster, tmp_path), CONFIGMAPS, namespace, labels="app=none", stop=stop)
+    seen: list[object] = []
+    listed = threading.Event()
+
+    def consume() -> None:
+        for update in listwatch.updates():
+            seen.append(update)
+            listed.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    assert listed.wait(10)
+    opened_by = time.monotonic() + 10
+    while not listwatch.watching and time.monotonic() < opened_by:  # nothing will arrive on it
+        threading.Event().wait(0.01)
+    assert listwatch.watching
+    stopped_at = time.monotonic()
+    stop.set()
+    listwatch.interrupt()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped_at < 1.0
+    assert len(seen) == 1 and isinstance(seen[0], Listed) and seen[0].items == []
+
+
+def test_listwatch_refusal_before_any_list_is_raised(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    kubeconfig = cluster.write_kubeconfig(tmp_path / "nobody", cluster.nobody)
+    kube = Kube(load_api_client(Settings(kubeconfig=str(kubeconfig))))
+    with pytest.raises(Forbidden):
+        next(ListWatch(kube, CONFIGMAPS, namespace).updates())
