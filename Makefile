@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: all install sandbox-deps test lint run sandbox bench clean
+.PHONY: all install sandbox-deps image-deps image test lint run sandbox bench clean
 
 all: test
 
@@ -20,11 +20,20 @@ install: $(VENV)/.installed
 sandbox-deps:
 	bash tests/sandbox/install.sh >/dev/null
 
+# podman, runc and debootstrap from Debian (as root); podman's settings come from image/containers.conf.
+image-deps:
+	bash image/install-tools.sh
+
+# The service image, on a Debian base made here with debootstrap (cached under ~/.cache), or on
+# PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest>; prints its size and its reference.
+image: install image-deps
+	$(PY) -m image.build
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: install sandbox-deps lint
+test: install sandbox-deps lint image
 	$(PY) -m pytest -q
 
 # The service on the local sandbox with demo runs, all functions behind one router on $(PORT).
