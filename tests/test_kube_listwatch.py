@@ -35,36 +35,29 @@ def test_backoff_wait_ends_when_stopped() -> None:
     assert time.monotonic() - started < 1.0
 
 
-def test_retrying_repeats_transient_failures_only() -> None:
-    calls: list[int] = []
+@pytest.mark.parametrize(
+    ("error", "attempts", "calls", "succeeds"),
+    [
+        (Unreachable("connection refused"), 3, 3, True),  # fails twice, then answers
+        (KubeError(503, "request failed"), 2, 2, False),  # still failing when attempts run out
+        (Forbidden(403, "forbidden"), 5, 1, False),  # a refusal is not retried
+    ],
+)
+def test_retrying_repeats_transient_failures_only(error: KubeError, attempts: int, calls: int, succeeds: bool) -> None:
+    made: list[int] = []
 
-    def flaky() -> str:
-        calls.append(1)
-        if len(calls) < 3:
-            raise Unreachable("connection refused")
+    def call() -> str:
+        made.append(1)
+        if len(made) < 3:
+            raise error
         return "ok"
 
-    assert retrying(flaky, attempts=3, stop=None) == "ok" and len(calls) == 3
-
-    refused: list[int] = []
-
-    def forbidden() -> str:
-        refused.append(1)
-        raise Forbidden(403, "forbidden")
-
-    with pytest.raises(Forbidden):
-        retrying(forbidden, attempts=5)
-    assert len(refused) == 1
-
-    failing: list[int] = []
-
-    def down() -> str:
-        failing.append(1)
-        raise KubeError(503, "request failed")
-
-    with pytest.raises(KubeError):
-        retrying(down, attempts=2)
-    assert len(failing) == 2
+    if succeeds:
+        assert retrying(call, attempts=attempts) == "ok"
+    else:
+        with pytest.raises(type(error)):
+            retrying(call, attempts=attempts)
+    assert len(made) == calls
 
 
 def _admin_kube(cluster: Cluster, tmp_path: Path) -> Kube:

@@ -30,6 +30,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.runs.model import Condition, succeeded_condition
+from shared.runs.outcome import Outcome, outcome_of_condition
+
 TYPE_PREFIX = "dev.tekton.event.pipelinerun."
 TYPE_SUFFIX = ".v1"
 STATES = ("queued", "started", "running", "unknown", "successful", "failed")
@@ -38,10 +41,7 @@ TERMINAL_RANK = 4
 
 _BASE_RANK = {"queued": 0, "started": 1, "running": 2, "unknown": 3, "successful": 4, "failed": 4}
 _UNKNOWN_REASON_RANK = {"PipelineRunPending": 0, "ResolvingPipelineRef": 1, "Started": 1}
-# PipelineRun False reasons that mean "somebody stopped it" rather than "it failed".
-CANCELLED_REASONS = frozenset({"Cancelled", "PipelineRunCancelled", "StoppedRunFinally", "CancelledRunFinally"})
-# False reasons that are a failure of the pipeline's code (anything else is a setup error).
-FAILURE_REASONS = frozenset({"Failed", "PipelineRunTimeout", "TaskRunTimeout"})
+_CONDITION_STATUS = {"successful": "True", "failed": "False"}
 
 
 class EventError(ValueError):
@@ -56,24 +56,15 @@ def state_from_type(event_type: str) -> str | None:
     return state if state in STATES else None
 
 
-def succeeded_condition(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The condition with type Succeeded (not simply the last one: conditions are sorted by type)."""
-    for condition in status.get("conditions") or []:
-        if isinstance(condition, Mapping) and condition.get("type") == "Succeeded":
-            return condition
-    return None
-
-
-def state_from_condition(condition: Mapping[str, Any] | None) -> str | None:
+def state_from_condition(condition: Condition | None) -> str | None:
     """The event type Tekton derives from a Succeeded condition (None: no condition)."""
     if condition is None:
         return None
-    status = condition.get("status")
-    if status == "True":
+    if condition.status == "True":
         return "successful"
-    if status == "False":
+    if condition.status == "False":
         return "failed"
-    reason = condition.get("reason")
+    reason = condition.reason
     if reason == "Started":
         return "started"
     if reason == "Running":
@@ -114,8 +105,14 @@ class RunEvent:
         return self.state in TERMINAL_STATES
 
     @property
+    def outcome(self) -> Outcome:
+        """The run model's outcome of the state the event reports."""
+        status = _CONDITION_STATUS.get(self.state, "Unknown")
+        return outcome_of_condition(Condition("Succeeded", status, self.reason, self.message))
+
+    @property
     def cancelled(self) -> bool:
-        return self.state == "failed" and self.reason in CANCELLED_REASONS
+        return self.outcome is Outcome.CANCELLED
 
     pipeline_ref: str = ""
 
@@ -180,7 +177,7 @@ def parse_event(event_type: str, event_id: str, data: Any) -> RunEvent | None:
     for key, value in (("uid", uid), ("name", name), ("namespace", namespace)):
         if not isinstance(value, str) or not value:
             raise EventError(f"pipelineRun.metadata.{key} is missing")
-    condition = succeeded_condition(status)
+    condition = succeeded_condition(run)
     state = type_state
     condition_state = state_from_condition(condition)
     if condition_state is not None and condition_state != type_state:
@@ -188,8 +185,8 @@ def parse_event(event_type: str, event_id: str, data: Any) -> RunEvent | None:
         # was made from, so it wins. A `queued` run may already carry an Unknown condition.
         if not (type_state == "queued" and condition_state == "unknown"):
             state = condition_state
-    reason = str(condition.get("reason") or "") if condition else ""
-    message = str(condition.get("message") or "") if condition else ""
+    reason = condition.reason if condition else ""
+    message = condition.message if condition else ""
     return RunEvent(
         event_type=event_type,
         event_id=event_id,

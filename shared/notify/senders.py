@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
-from shared.notify.events import FAILURE_REASONS, RunEvent
+from shared.notify.events import RunEvent
 from shared.notify.targets import Target
+from shared.runs.outcome import CODE_FAILURE_REASONS
 
 USER_AGENT = "tekton-pipeline-listener-notify/0.1"
 GITHUB_API_VERSION = "2022-11-28"
@@ -94,7 +95,7 @@ def github_state(event: RunEvent) -> str:
     if event.state == "successful":
         return "success"
     if event.state == "failed":
-        return "failure" if event.reason in FAILURE_REASONS else "error"
+        return "failure" if event.reason in CODE_FAILURE_REASONS else "error"
     return "pending"
 
 

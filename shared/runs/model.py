@@ -5,6 +5,7 @@ Functions here read plain Kubernetes object dicts and never call the API.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +48,17 @@ def labels_of(obj: Obj) -> dict[str, str]:
 
 
 def status_of(obj: Obj) -> Obj:
-    return obj.get("status") or {}
+    status = obj.get("status")
+    return status if isinstance(status, dict) else {}
 
 
-def succeeded_condition(obj: Obj) -> Condition | None:
-    """The `Succeeded` condition; not the last one, since conditions are sorted by type."""
-    for cond in status_of(obj).get("conditions") or []:
-        if cond.get("type") == "Succeeded":
+def succeeded_condition(obj: Mapping[str, Any]) -> Condition | None:
+    """The `Succeeded` condition; not the last one, since conditions are sorted by type. Tolerates
+    malformed objects (a CloudEvent's payload is not checked by any API server)."""
+    status = obj.get("status")
+    conditions = status.get("conditions") if isinstance(status, Mapping) else None
+    for cond in conditions if isinstance(conditions, list) else []:
+        if isinstance(cond, Mapping) and cond.get("type") == "Succeeded":
             return Condition(
                 type="Succeeded",
                 status=str(cond.get("status") or "Unknown"),

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from shared.runs.model import Obj, name_of, status_of, succeeded_condition
+from shared.runs.outcome import Outcome, outcome_of
 
+__all__ = ["HTTP_CODES", "Outcome", "http_code", "outcome_of", "run_status", "task_summaries"]
 
-class Outcome(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed-out"
-    RUNNING = "running"
-    PENDING = "pending"
-
-    @property
-    def done(self) -> bool:
-        return self not in (Outcome.RUNNING, Outcome.PENDING)
-
-
-_CANCELLED = {"Cancelled", "PipelineRunCancelled", "TaskRunCancelled", "StoppedRunFinally", "CancelledRunFinally"}
-_TIMED_OUT = {"PipelineRunTimeout", "TaskRunTimeout"}
 
 # `curl -f` must pass only for success: every other state is a non-2xx code, and "not finished
 # yet" (409, retry later) is told apart from "finished, not successful" (422).
@@ -34,23 +20,6 @@ HTTP_CODES = {
     Outcome.CANCELLED: 422,
     Outcome.TIMED_OUT: 422,
 }
-
-
-def outcome_of(obj: Obj) -> Outcome:
-    cond = succeeded_condition(obj)
-    if cond is None:
-        return Outcome.PENDING
-    if cond.status == "True":
-        return Outcome.SUCCEEDED
-    if cond.status == "False":
-        if cond.reason in _TIMED_OUT:
-            return Outcome.TIMED_OUT
-        if cond.reason in _CANCELLED:
-            return Outcome.CANCELLED
-        return Outcome.FAILED  # StepFailed, Failed, validation reasons...: any False fails
-    if cond.reason in ("PipelineRunPending", "Pending"):
-        return Outcome.PENDING
-    return Outcome.RUNNING
 
 
 def run_status(pipelinerun: Obj, taskruns: list[Obj] | None = None) -> dict[str, Any]:
