@@ -1,73 +1,190 @@
-"""Configuration from the environment. Names follow the seed: PORT, NAMESPACE, KUBECONFIG."""
+"""Configuration from the environment: one reader, one failure policy, one settings object per user.
+
+Names follow the seed (PORT, NAMESPACE, KUBECONFIG); every variable is listed in README.md,
+docs/security.md and docs/notify.md.
+
+The failure policy, the same for every setting: a value that does not parse or is out of range is
+logged at ERROR by name (never its value, which may be a secret) and its default is used, so one
+typo does not take the service down. The single exception is a setting whose default would
+silently widen what is trusted or locked out: `TRUSTED_PROXIES` is refused with `SettingsError`
+(every request then answers 500 "misconfigured" and the log says why), because falling back to "no
+trusted proxy" makes every client behind the proxy share one failed-login budget.
+"""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
+import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_OFF = ("off", "false", "0", "no")
+N = TypeVar("N", int, float)
+S = TypeVar("S")
 
 
 class SettingsError(ValueError):
     pass
 
 
-def _number(environ: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    raw = environ.get(name)
-    if raw is None or raw == "":
+class Env:
+    """Typed reads of environment variables under the failure policy above."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.environ.get(name, "").strip() or default
+
+    def number(self, name: str, default: float, low: float = 0.0, high: float = math.inf) -> float:
+        return self._parsed(name, default, float, low, high)
+
+    def integer(self, name: str, default: int, low: int = 0, high: int = 2**31) -> int:
+        return self._parsed(name, default, int, low, high)
+
+    def _parsed(self, name: str, default: N, parse: Callable[[str], N], low: float, high: float) -> N:
+        raw = self.environ.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = parse(raw)
+        except ValueError:
+            return self._rejected(name, f"is not {'an integer' if parse is int else 'a number'}", default)
+        if not math.isfinite(value) or not low <= value <= high:
+            bounds = f"between {low:g} and {high:g}" if high < 2**31 else f"at least {low:g}"
+            return self._rejected(name, f"is not {bounds}", default)
+        return value
+
+    def switch(self, name: str, default: bool) -> bool:
+        """On unless set to off/false/0/no (`auto` and anything else mean on)."""
+        raw = self.environ.get(name, "").strip().lower()
+        return default if not raw else raw not in _OFF
+
+    def networks(self, name: str) -> tuple[Network, ...]:
+        out = []
+        for item in self.environ.get(name, "").replace(" ", ",").split(","):
+            if item:
+                try:
+                    out.append(ipaddress.ip_network(item, strict=False))
+                except ValueError as err:
+                    raise SettingsError(f"{name}: {item!r} is not an IP network") from err
+        return tuple(out)
+
+    def secret(self, name: str, file_path: str | None = None) -> str | None:
+        """A secret from `file_path`, else `$NAME_FILE`, else `$NAME`; stripped; None if none is set.
+        Files are read on every call, so a rotated Secret is picked up without a restart."""
+        path = file_path or self.environ.get(f"{name}_FILE")
+        if path:
+            try:
+                value = Path(path).read_text(encoding="utf-8").strip()
+            except OSError as err:
+                log.error("cannot read the secret for %s from %s: %s", name, path, err.strerror)
+                return None
+            return value or None
+        return self.environ.get(name, "").strip() or None
+
+    @staticmethod
+    def _rejected(name: str, why: str, default: N) -> N:
+        log.error("%s %s; using the default %s", name, why, default)
         return default
-    try:
-        value = float(raw)
-    except ValueError as err:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from err
-    if not low <= value <= high:
-        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
-    return value
+
+
+def setting(var: str, default: Any, low: float = 0.0, high: float = math.inf, secret: bool = False) -> Any:
+    """A settings field read from the environment variable `var` by `load`; its type is its default's."""
+    return field(default=default, repr=not secret, metadata={"env": var, "low": low, "high": high, "secret": secret})
+
+
+def load(cls: type[S], env: Env) -> S:
+    """An instance of the settings dataclass `cls`: each `setting` field from its variable, each
+    nested settings dataclass loaded in turn. The one place that maps variables to values."""
+    values: dict[str, Any] = {}
+    for item in fields(cls):  # type: ignore[arg-type]
+        meta = item.metadata
+        if "env" not in meta:
+            if is_dataclass(item.default_factory):
+                values[item.name] = load(item.default_factory, env)  # type: ignore[arg-type]
+            continue
+        var, default, low, high = meta["env"], item.default, meta["low"], meta["high"]
+        if meta["secret"]:
+            values[item.name] = env.environ.get(var) or None  # as given: a password may have spaces
+        elif isinstance(default, bool):
+            values[item.name] = env.switch(var, default)
+        elif isinstance(default, int):
+            values[item.name] = env.integer(var, default, int(low), int(min(high, 2**31)))
+        elif isinstance(default, float):
+            values[item.name] = env.number(var, default, low, high)
+        elif isinstance(default, tuple):
+            values[item.name] = env.networks(var)
+        else:
+            values[item.name] = env.text(var) or default
+    return cls(**values)
+
+
+DEFAULT_BCRYPT_COST = 12
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Who may call the protected endpoints, and the limits on failed logins (docs/security.md)."""
+
+    # The one user from the environment (every namespace); both or neither.
+    username: str | None = setting("AUTH_USERNAME", None, secret=True)
+    password: str | None = setting("AUTH_PASSWORD", None, secret=True)
+    # Many users and bearer tokens, each with its namespaces; reloaded when it changes.
+    auth_file: str | None = setting("AUTH_FILE", None)
+    # Seconds a verified credential is remembered, so bcrypt runs once per client, not per request.
+    cache_ttl: float = setting("AUTH_CACHE_TTL", 60.0)
+    # Failed logins allowed per address and per user within `failure_window` seconds (0: no limit).
+    max_failures_per_address: int = setting("AUTH_MAX_FAILURES_PER_ADDRESS", 10)
+    max_failures_per_user: int = setting("AUTH_MAX_FAILURES_PER_USER", 20)
+    failure_window: float = setting("AUTH_FAILURE_WINDOW", 60.0, low=1)
+    # Cost of the dummy hash unknown users are checked against (timing like a real user's).
+    bcrypt_cost: int = setting("AUTH_BCRYPT_COST", DEFAULT_BCRYPT_COST, low=4, high=31)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Caps on concurrent log streams: per principal (0: none), in total (0: none)."""
+
+    per_principal: int = setting("LOGS_MAX_STREAMS_PER_PRINCIPAL", 10)
+    total: int = setting("LOGS_MAX_STREAMS", 0)
+    # Seconds a refused client is told to wait (Retry-After).
+    retry_after: int = setting("LOGS_STREAM_RETRY_AFTER", 10, low=1)
 
 
 @dataclass(frozen=True)
 class Settings:
-    namespace: str = "tekton-pipelines"
-    kubeconfig: str | None = None
-    port: int = 8080
+    """The listener's settings (logs, status, health)."""
+
+    # Namespace of runs addressed without one.
+    namespace: str = setting("NAMESPACE", "tekton-pipelines")
+    kubeconfig: str | None = setting("KUBECONFIG", None)
+    port: int = setting("PORT", 8080, 1, 65535)
     # How long /logs and /status wait for a run that does not exist yet (trigger -> logs race).
-    run_wait_seconds: float = 60.0
+    run_wait_seconds: float = setting("RUN_WAIT_SECONDS", 60.0, 0, 3600)
     # Upper bound on ?wait= for /logs and /status.
-    max_wait_seconds: float = 3600.0
+    max_wait_seconds: float = setting("MAX_WAIT_SECONDS", 3600.0, 0, 86400)
     # Bytes sent on a silent stream so proxies and Knative's idle timeout keep it open.
-    heartbeat_seconds: float = 15.0
+    heartbeat_seconds: float = setting("HEARTBEAT_SECONDS", 15.0, 0, 3600)
     # End a stream cleanly just before the platform would cut it (0: never).
-    stream_deadline_seconds: float = 0.0
-    kube_connections: int = 256
-    readiness_cache_seconds: float = 5.0
-    # Proxies (CIDRs) whose X-Forwarded-For is believed: rate limits then key on the real client.
+    stream_deadline_seconds: float = setting("STREAM_DEADLINE_SECONDS", 0.0, 0, 86400)
+    # Pooled connections to the API: every open stream and watch holds one.
+    kube_connections: int = setting("KUBE_CONNECTIONS", 256, 1, 10000)
+    readiness_cache_seconds: float = setting("READINESS_CACHE_SECONDS", 5.0, 0, 3600)
     # Mask values of Secrets the run's steps reference (needs `get secrets`; off without it).
-    mask_secrets: bool = True
-    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    mask_secrets: bool = setting("MASK_SECRETS", True)
+    # Proxies (CIDRs) whose X-Forwarded-For is believed: rate limits then key on the real client.
+    trusted_proxies: tuple[Network, ...] = setting("TRUSTED_PROXIES", ())
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    streams: StreamSettings = field(default_factory=StreamSettings)
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        return cls(
-            namespace=environ.get("NAMESPACE") or "tekton-pipelines",
-            kubeconfig=environ.get("KUBECONFIG") or None,
-            port=int(_number(environ, "PORT", 8080, 1, 65535)),
-            run_wait_seconds=_number(environ, "RUN_WAIT_SECONDS", 60.0, 0, 3600),
-            max_wait_seconds=_number(environ, "MAX_WAIT_SECONDS", 3600.0, 0, 86400),
-            heartbeat_seconds=_number(environ, "HEARTBEAT_SECONDS", 15.0, 0, 3600),
-            stream_deadline_seconds=_number(environ, "STREAM_DEADLINE_SECONDS", 0.0, 0, 86400),
-            kube_connections=int(_number(environ, "KUBE_CONNECTIONS", 256, 1, 10000)),
-            readiness_cache_seconds=_number(environ, "READINESS_CACHE_SECONDS", 5.0, 0, 3600),
-            trusted_proxies=_networks(environ, "TRUSTED_PROXIES"),
-            mask_secrets=(environ.get("MASK_SECRETS") or "auto").strip().lower() not in ("off", "false", "0", "no"),
-        )
-
-
-def _networks(environ: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-    out = []
-    for item in (environ.get(name) or "").replace(" ", ",").split(","):
-        if item:
-            try:
-                out.append(ipaddress.ip_network(item, strict=False))
-            except ValueError as err:
-                raise SettingsError(f"{name}: {item!r} is not an IP network") from err
-    return tuple(out)
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        return load(cls, Env(environ))

@@ -2,12 +2,12 @@
 
 The functions use only this surface:
 
-    authenticator = Authenticator.from_env()
+    authenticator = Authenticator.from_settings(settings.auth)     # settings: shared.config.Settings
     decision = authenticator.authenticate(request.headers.get("Authorization"), client_address)
     if not decision.ok: respond decision.status with decision.error and decision.headers
     if not decision.principal.may_read(namespace): 403
 
-    stream_limiter = StreamLimiter.from_env()
+    stream_limiter = StreamLimiter.from_settings(settings.streams)
     lease = stream_limiter.acquire(decision.principal)   # raises StreamLimitExceeded: 429
     return Response(lease.guard(body), ...)
 

@@ -10,7 +10,6 @@ import binascii
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import threading
 import time
@@ -21,7 +20,8 @@ from dataclasses import dataclass, field
 import bcrypt
 
 from shared.auth.credentials import Credentials, CredentialsFile, token_digest
-from shared.auth.limits import Clock, RecentSet, SlidingWindow, env_int
+from shared.auth.limits import Clock, RecentSet, SlidingWindow
+from shared.config import DEFAULT_BCRYPT_COST, AuthSettings, Env, load
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,6 @@ NOT_CONFIGURED = "authentication is not configured on this service"
 MAX_AUTHORIZATION_LENGTH = 4096
 MAX_USERNAME_LENGTH = 256
 BCRYPT_MAX_PASSWORD = 72  # bcrypt ignores the rest; bcrypt 5 raises instead, so truncate as htpasswd does
-DEFAULT_BCRYPT_COST = 12
 KNOWN_ADDRESS_TTL = 24 * 3600.0
 MAX_CACHE_ENTRIES = 4096
 
@@ -164,18 +163,23 @@ class Authenticator:
         self._snapshot = self._build(self._file.load() if self._file else (Credentials({}, ()), []))
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ, **overrides: object) -> Authenticator:
-        """Settings from the environment (see docs/security.md); keyword overrides win (tests)."""
-        settings: dict[str, object] = {
-            "auth_file": environ.get("AUTH_FILE") or None,
-            "cache_ttl": float(env_int(environ, "AUTH_CACHE_TTL", 60)),
-            "max_failures_per_address": env_int(environ, "AUTH_MAX_FAILURES_PER_ADDRESS", 10),
-            "max_failures_per_user": env_int(environ, "AUTH_MAX_FAILURES_PER_USER", 20),
-            "failure_window": float(env_int(environ, "AUTH_FAILURE_WINDOW", 60, minimum=1)),
-            "bcrypt_cost": env_int(environ, "AUTH_BCRYPT_COST", DEFAULT_BCRYPT_COST, minimum=4),
+    def from_settings(cls, settings: AuthSettings, **overrides: object) -> Authenticator:
+        """An authenticator for `settings`; keyword overrides win (tests)."""
+        options: dict[str, object] = {
+            "auth_file": settings.auth_file,
+            "cache_ttl": settings.cache_ttl,
+            "max_failures_per_address": settings.max_failures_per_address,
+            "max_failures_per_user": settings.max_failures_per_user,
+            "failure_window": settings.failure_window,
+            "bcrypt_cost": settings.bcrypt_cost,
         }
-        settings.update(overrides)
-        return cls(environ.get("AUTH_USERNAME"), environ.get("AUTH_PASSWORD"), **settings)  # type: ignore[arg-type]
+        options.update(overrides)
+        return cls(settings.username, settings.password, **options)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Authenticator:
+        """Settings read by the configuration loader (`shared.config`) from `environ`."""
+        return cls.from_settings(load(AuthSettings, Env(environ)), **overrides)
 
     @property
     def configured(self) -> bool:

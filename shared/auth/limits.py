@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 import weakref
@@ -12,25 +11,11 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
 from typing import Any
 
+from shared.config import Env, StreamSettings, load
+
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-
-
-def env_int(environ: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    """An integer setting; a bad value is logged and replaced by the default (never a crash)."""
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        log.error("%s=%r is not an integer; using %d", name, raw[:32], default)
-        return default
-    if value < minimum:
-        log.error("%s=%d is below %d; using %d", name, value, minimum, default)
-        return default
-    return value
 
 
 class SlidingWindow:
@@ -270,12 +255,13 @@ class StreamLimiter:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> StreamLimiter:
-        return cls(
-            per_principal=env_int(environ, "LOGS_MAX_STREAMS_PER_PRINCIPAL", 10),
-            total=env_int(environ, "LOGS_MAX_STREAMS", 0),
-            retry_after=env_int(environ, "LOGS_STREAM_RETRY_AFTER", 10, minimum=1),
-        )
+    def from_settings(cls, settings: StreamSettings) -> StreamLimiter:
+        return cls(settings.per_principal, settings.total, settings.retry_after)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> StreamLimiter:
+        """Settings read by the configuration loader (`shared.config`) from `environ`."""
+        return cls.from_settings(load(StreamSettings, Env(environ)))
 
     def acquire(self, principal: Any) -> StreamLease:
         """Admit one stream for `principal` (a Principal or a name) or raise StreamLimitExceeded."""

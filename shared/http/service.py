@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.authenticator = Authenticator.from_env()
-        self.stream_limiter = StreamLimiter.from_env()
+        self.authenticator = Authenticator.from_settings(settings.auth)
+        self.stream_limiter = StreamLimiter.from_settings(settings.streams)
         # Set when the process is asked to stop: open streams end cleanly at a line boundary.
         self.shutdown = SHUTDOWN
         self._lock = threading.Lock()

@@ -19,7 +19,8 @@ Environment (all optional):
     NOTIFY_STATE_MAX_RUNS         runs remembered for ordering/dedup (default 10000)
 
 `X_FILE` wins over `X`. Files are read on every use, so a rotated Secret is picked up without a
-restart. Secret values are never logged.
+restart. Secret values are never logged. Bad values follow the one failure policy of
+`shared.config` (logged by name, default used).
 
 The config file (every key optional):
 
@@ -46,6 +47,8 @@ from typing import Any
 
 import yaml
 
+from shared.config import Env, load, setting
+
 log = logging.getLogger(__name__)
 
 DEFAULT_GITLAB_URL = "https://gitlab.com"
@@ -57,49 +60,15 @@ class ConfigError(ValueError):
     """The config file is unreadable or malformed."""
 
 
-def read_secret(environ: Mapping[str, str], name: str, file_path: str | None = None) -> str | None:
-    """A secret from `file_path`, else `$NAME_FILE`, else `$NAME`; stripped; None if none is set."""
-    path = file_path or environ.get(f"{name}_FILE")
-    if path:
-        try:
-            value = Path(path).read_text(encoding="utf-8").strip()
-        except OSError as e:
-            log.error("cannot read the secret for %s from %s: %s", name, path, e.strerror)
-            return None
-        return value or None
-    value = environ.get(name, "").strip()
-    return value or None
-
-
-def _float(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        log.warning("%s=%r is not a number, using %s", name, raw, default)
-        return default
-    return value if value >= 0 else default
-
-
 @dataclass(frozen=True)
 class RetryPolicy:
-    timeout: float = 5.0
-    max_attempts: int = 5
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    budget: float = 20.0
+    """Per target and event: request timeout, attempts, backoff schedule, total time budget."""
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RetryPolicy:
-        return cls(
-            timeout=_float(environ, "NOTIFY_HTTP_TIMEOUT_SECONDS", 5.0) or 5.0,
-            max_attempts=max(1, int(_float(environ, "NOTIFY_MAX_ATTEMPTS", 5))),
-            backoff_base=_float(environ, "NOTIFY_BACKOFF_BASE_SECONDS", 0.5),
-            backoff_max=_float(environ, "NOTIFY_BACKOFF_MAX_SECONDS", 8.0),
-            budget=_float(environ, "NOTIFY_RETRY_BUDGET_SECONDS", 20.0),
-        )
+    timeout: float = setting("NOTIFY_HTTP_TIMEOUT_SECONDS", 5.0, low=0.001)
+    max_attempts: int = setting("NOTIFY_MAX_ATTEMPTS", 5, low=1)
+    backoff_base: float = setting("NOTIFY_BACKOFF_BASE_SECONDS", 0.5)
+    backoff_max: float = setting("NOTIFY_BACKOFF_MAX_SECONDS", 8.0)
+    budget: float = setting("NOTIFY_RETRY_BUDGET_SECONDS", 20.0)
 
 
 @dataclass(frozen=True)
@@ -212,9 +181,9 @@ class ConfigSource:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything from the environment; secrets are looked up on use, never stored here."""
+    """Everything from the environment; secrets are looked up on use (`env.secret`), never stored here."""
 
-    environ: Mapping[str, str]
+    env: Env
     listener_url: str
     gitlab_url: str
     github_api_url: str
@@ -224,15 +193,15 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
+        env = Env(dict(os.environ if environ is None else environ))
         return cls(
-            environ=env,
-            listener_url=env.get("LISTENER_URL", "").rstrip("/"),
-            gitlab_url=env.get("GITLAB_URL", "").rstrip("/"),
-            github_api_url=env.get("GITHUB_API_URL", "").rstrip("/"),
-            retry=RetryPolicy.from_env(env),
-            state_max_runs=max(1, int(_float(env, "NOTIFY_STATE_MAX_RUNS", 10000))),
-            config=ConfigSource(env.get("NOTIFY_CONFIG") or None),
+            env=env,
+            listener_url=env.text("LISTENER_URL").rstrip("/"),
+            gitlab_url=env.text("GITLAB_URL").rstrip("/"),
+            github_api_url=env.text("GITHUB_API_URL").rstrip("/"),
+            retry=load(RetryPolicy, env),
+            state_max_runs=env.integer("NOTIFY_STATE_MAX_RUNS", 10000, low=1),
+            config=ConfigSource(env.text("NOTIFY_CONFIG") or None),
         )
 
     def logs_url(self, namespace: str, name: str) -> str:

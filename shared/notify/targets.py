@@ -31,7 +31,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shared.notify.config import DEFAULT_GITHUB_API_URL, DEFAULT_GITLAB_URL, FileConfig, Settings, read_secret
+from shared.notify.config import DEFAULT_GITHUB_API_URL, DEFAULT_GITLAB_URL, FileConfig, Settings
 from shared.notify.events import STATES, TERMINAL_STATES, RunEvent
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def _env_name(name: str) -> str:
 def select_targets(event: RunEvent, settings: Settings, config: FileConfig) -> list[Target]:
     """The run's targets in a stable order. Commit-status targets without a SHA are left out."""
     merged = run_settings(event, config)
-    env = settings.environ
+    env = settings.env
     run_states = merged.get("notify-on")
 
     def states(kind: str) -> frozenset[str]:
@@ -151,7 +151,7 @@ def select_targets(event: RunEvent, settings: Settings, config: FileConfig) -> l
         base = (
             merged.get("gitlab-url") or config.gitlab.get("url") or settings.gitlab_url or DEFAULT_GITLAB_URL
         ).rstrip("/")
-        token = read_secret(env, "GITLAB_TOKEN", config.gitlab.get("token_file"))
+        token = env.secret("GITLAB_TOKEN", config.gitlab.get("token_file"))
         targets.append(
             Target(
                 kind="gitlab",
@@ -167,7 +167,7 @@ def select_targets(event: RunEvent, settings: Settings, config: FileConfig) -> l
         )
     if repo and repo.lower() not in _OFF and sha:
         base = (config.github.get("api_url") or settings.github_api_url or DEFAULT_GITHUB_API_URL).rstrip("/")
-        token = read_secret(env, "GITHUB_TOKEN", config.github.get("token_file"))
+        token = env.secret("GITHUB_TOKEN", config.github.get("token_file"))
         error = "" if token else "no GitHub token (GITHUB_TOKEN or GITHUB_TOKEN_FILE)"
         if not _REPO.match(repo):
             error = f"github-repo {repo!r} is not owner/repo"
@@ -186,14 +186,12 @@ def select_targets(event: RunEvent, settings: Settings, config: FileConfig) -> l
         )
     for name in _names(merged.get("slack")):
         if name.lower() in ("true", "yes", "default"):
-            url = read_secret(env, "SLACK_WEBHOOK_URL")
+            url = env.secret("SLACK_WEBHOOK_URL")
             error = "" if url else "no Slack webhook (SLACK_WEBHOOK_URL or SLACK_WEBHOOK_URL_FILE)"
             name = "default"
         elif name in config.slack_webhooks:
             entry = config.slack_webhooks[name]
-            url = read_secret(
-                env, entry.get("url_env", "") or f"SLACK_WEBHOOK_URL_{_env_name(name)}", entry.get("url_file")
-            )
+            url = env.secret(entry.get("url_env", "") or f"SLACK_WEBHOOK_URL_{_env_name(name)}", entry.get("url_file"))
             error = "" if url else f"Slack webhook {name!r} has no URL (url_file)"
         else:
             url, error = None, f"Slack webhook {name!r} is not in the config"
@@ -202,12 +200,12 @@ def select_targets(event: RunEvent, settings: Settings, config: FileConfig) -> l
         )
     for name in _names(merged.get("webhook")):
         if name.lower() in ("true", "yes", "default"):
-            url, secret, name = env.get("WEBHOOK_URL", ""), read_secret(env, "WEBHOOK_SECRET"), "default"
+            url, secret, name = env.text("WEBHOOK_URL"), env.secret("WEBHOOK_SECRET"), "default"
         elif name in config.webhooks:
             entry = config.webhooks[name]
             url = entry.get("url", "")
-            secret = read_secret(
-                env, entry.get("secret_env", "") or f"WEBHOOK_SECRET_{_env_name(name)}", entry.get("secret_file")
+            secret = env.secret(
+                entry.get("secret_env", "") or f"WEBHOOK_SECRET_{_env_name(name)}", entry.get("secret_file")
             )
         else:
             url, secret = "", None
