@@ -275,6 +275,27 @@ def test_knative_service_rules(function: str) -> None:
     assert box["securityContext"]["allowPrivilegeEscalation"] is False
 
 
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_container_runs_least_privileged_with_only_tmp_writable(function: str) -> None:
+    ksvc = knative_services()[function]
+    security = container(ksvc)["securityContext"]
+    assert security == {
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    # The one writable path the image needs (gunicorn's heartbeat files and control socket under
+    # HOME=/tmp; tests/test_image_container.py runs the image read-only with exactly this).
+    assert dockerfile_env()["HOME"] == "/tmp"
+    assert container(ksvc)["volumeMounts"] == [{"name": "tmp", "mountPath": "/tmp"}]
+    [volume] = ksvc["spec"]["template"]["spec"]["volumes"]
+    assert volume["name"] == "tmp" and volume["emptyDir"]["medium"] == "Memory"
+    # A memory-backed emptyDir counts against the container's memory limit: keep it small.
+    assert volume["emptyDir"]["sizeLimit"] == "16Mi"
+
+
 def test_one_image_for_every_function() -> None:
     images = {container(ksvc)["image"] for ksvc in knative_services().values()}
     assert len(images) == 1
@@ -390,6 +411,9 @@ def test_func_yaml_matches_the_knative_service(function: str) -> None:
     labels = {item["key"]: item["value"] for item in func["deploy"]["labels"]}
     assert labels == ksvc["metadata"]["labels"]
     assert func["deploy"]["healthEndpoints"] == {"liveness": "/health/liveness", "readiness": "/health/readiness"}
+    volumes = {v["name"]: v["emptyDir"] for v in spec["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in box["volumeMounts"]}
+    assert {v["path"]: v["emptyDir"] for v in func["run"]["volumes"]} == mounts
 
 
 # -- RBAC: the shipped Role, bound for real -----------------------------------------------------
