@@ -119,9 +119,9 @@ def save_oci_archive(ref: str, path: Path) -> Path:
     """The image as an OCI archive, e.g. for `ctr -n k8s.io images import`."""
     path.unlink(missing_ok=True)
     if engine() == "podman":
-        run_engine("save", "--format", "oci-archive", "-o", str(path), ref)
+        run_engine("save", "--quiet", "--format", "oci-archive", "-o", str(path), ref, capture=True)
     else:  # docker saves a docker archive, which ctr imports as well
-        run_engine("save", "-o", str(path), ref)
+        run_engine("save", "-o", str(path), ref, capture=True)
     return path
 
 

@@ -73,13 +73,20 @@ class Listener:
         self.log_path = cluster.workdir / f"listener-{self.port}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> Listener:
+    def launch(self) -> None:
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(self.command, env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+    def check_running(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"listener exited {self.proc.returncode}: {self.log()}")
+
+    def start(self, timeout: float = 30.0) -> Listener:
+        self.launch()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"listener exited {self.proc.returncode}: {self.log()}")
+            self.check_running()
             try:
                 status, _, _ = self.get("/health/liveness", auth=None, timeout=2)
                 if status == 200:
