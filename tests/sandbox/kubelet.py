@@ -5,27 +5,42 @@ The apiserver resolves `GET /api/v1/namespaces/<ns>/pods/<pod>/log` to the pod's
 to `https://<ip>:<port>/containerLogs/<ns>/<pod>/<container>?<options>`. This server answers
 those requests from an in-memory `LogStore` that the run simulator writes into, with the
 kubelet's query options and error texts.
+
+Logs are kept as a CRI runtime keeps them (a timestamp written once per line), and served as
+slices of that record, so reading costs what a real kubelet's file read costs: the sandbox's
+upstream is not slower than the apiserver and clients it is compared with. Faults on demand:
+connections dropped before an answer, follows cut in the middle of a line, follows framed one
+line per chunk (as a real kubelet flushes them), split mid-line or slowed down.
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import re
 import socket
 import ssl
 import threading
 import time
+from array import array
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
+_SECOND_TEXT: dict[int, str] = {}  # whole seconds already formatted: lines of one second share the work
+
 
 def format_rfc3339nano(ns: int) -> str:
     """Go's `time.RFC3339Nano` in UTC: fractional seconds with trailing zeros trimmed."""
     seconds, frac = divmod(ns, 1_000_000_000)
-    base = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    base = _SECOND_TEXT.get(seconds)
+    if base is None:
+        if len(_SECOND_TEXT) > 4096:
+            _SECOND_TEXT.clear()
+        base = _SECOND_TEXT[seconds] = dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     if frac:
-        base += "." + f"{frac:09d}".rstrip("0")
+        return f"{base}.{frac:09d}".rstrip("0") + "Z"
     return base + "Z"
 
 
@@ -46,18 +61,55 @@ def parse_rfc3339(value: str) -> int:
     return int(when.timestamp()) * 1_000_000_000 + frac_ns
 
 
+# A line's stored timestamp and its separating space, for plain (timestamps=false) reads.
+_STAMP = re.compile(rb"(?m)^[^ \n]* ")
+
+
+class CriLog:
+    """One container instance's log as a CRI runtime keeps it: `<RFC3339Nano> <line>` records
+    in one buffer, timestamps formatted once when written, plus each record's time and offset
+    for `sinceTime` and `tailLines`. Reads are slices of the buffer: memory speed."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+        self.stamps = array("q")  # per record, strictly increasing
+        self.starts = array("Q")  # per record, its first byte in `data`
+
+    def append(self, ns: int, line: bytes) -> None:
+        self.stamps.append(ns)
+        self.starts.append(len(self.data))
+        self.data += format_rfc3339nano(ns).encode() + b" " + line
+
+    def offset_since(self, ns: int) -> int:
+        index = bisect.bisect_left(self.stamps, ns)
+        return self.starts[index] if index < len(self.starts) else len(self.data)
+
+    def offset_tail(self, lines: int) -> int:
+        if lines <= 0:
+            return len(self.data)
+        return self.starts[-lines] if lines < len(self.starts) else 0
+
+    def lines(self) -> list[bytes]:
+        """Each record's line without its timestamp (the last one may lack a newline)."""
+        return [_STAMP.sub(b"", line, count=1) for line in bytes(self.data).splitlines(keepends=True)]
+
+
 @dataclass
 class ContainerLog:
-    """One container's log: whole or partial lines with their write time."""
+    """One container: its current log, the previous instance's, and its state."""
 
     state: str = "waiting"  # waiting | running | terminated
     waiting_reason: str = "PodInitializing"
-    entries: list[tuple[int, bytes]] = field(default_factory=list)
-    previous: list[tuple[int, bytes]] | None = None
+    log: CriLog = field(default_factory=CriLog)
+    previous: CriLog | None = None
     # Pending bytes of an unterminated line: the kubelet shows them only when the line ends
     # or the container terminates (as a CRI runtime writes them).
     partial: bytes = b""
     last_ns: int = 0
+
+
+# Bytes per write to the apiserver: a kubelet copies a finished log in large buffers.
+READ_SIZE = 256 * 1024
 
 
 class LogStore:
@@ -100,7 +152,7 @@ class LogStore:
         """A new container instance: the old log becomes `previous`."""
         with self._lock:
             log = self._logs[(namespace, pod, container)]
-            log.previous, log.entries, log.partial = log.entries, [], b""
+            log.previous, log.log, log.partial = log.log, CriLog(), b""
             log.state = "running"
             self._lock.notify_all()
 
@@ -113,7 +165,7 @@ class LogStore:
             buf = log.partial + data
             *lines, log.partial = buf.split(b"\n")
             for line in lines:
-                log.entries.append((self._stamp(log), line + b"\n"))
+                log.log.append(self._stamp(log), line + b"\n")
             if lines:
                 self._lock.notify_all()
 
@@ -121,14 +173,14 @@ class LogStore:
         with self._lock:
             log = self._logs.setdefault((namespace, pod, container), ContainerLog())
             if log.partial:
-                log.entries.append((self._stamp(log), log.partial))
+                log.log.append(self._stamp(log), log.partial)
                 log.partial = b""
             log.state = "terminated"
             self._lock.notify_all()
 
     def lines(self, namespace: str, pod: str, container: str) -> list[bytes]:
         with self._lock:
-            return [data for _, data in self._logs[(namespace, pod, container)].entries]
+            return self._logs[(namespace, pod, container)].log.lines()
 
     @staticmethod
     def _stamp(log: ContainerLog) -> int:
@@ -148,14 +200,36 @@ class LogStore:
         with self._lock:
             return (namespace, pod) in self._pods
 
-    def wait_beyond(self, log: ContainerLog, index: int, timeout: float) -> bool:
-        """Waits until `log` has more than `index` entries or is no longer running."""
+    def wait_beyond(self, log: ContainerLog, offset: int, timeout: float) -> bool:
+        """Waits until `log` holds more than `offset` bytes or is no longer running."""
         with self._lock:
-            return self._lock.wait_for(lambda: len(log.entries) > index or log.state != "running", timeout)
+            return self._lock.wait_for(lambda: len(log.log.data) > offset or log.state != "running", timeout)
 
-    def snapshot(self, log: ContainerLog, index: int) -> tuple[list[tuple[int, bytes]], str]:
+    def extent(self, log: ContainerLog, query: LogQuery) -> tuple[CriLog, int, int, str]:
+        """What a read starts with: the instance's log, the first and end offsets, the state."""
         with self._lock:
-            return log.entries[index:], log.state
+            cri = log.previous if query.previous and log.previous is not None else log.log
+            start = 0
+            if query.since_ns is not None:
+                start = cri.offset_since(query.since_ns)
+            if query.tail_lines is not None:
+                start = max(start, cri.offset_tail(query.tail_lines))
+            return cri, start, len(cri.data), log.state
+
+    def read(self, cri: CriLog, start: int, end: int) -> bytes:
+        """Whole records from `start`, at most about `READ_SIZE` bytes (more for one long line)."""
+        with self._lock:
+            end = min(end, len(cri.data))
+            if end - start > READ_SIZE:
+                cut = cri.data.rfind(b"\n", start, start + READ_SIZE)
+                if cut < 0:  # one line longer than a read: the whole line
+                    cut = cri.data.find(b"\n", start + READ_SIZE, end)
+                end = cut + 1 if cut >= 0 else end
+            return bytes(cri.data[start:end])
+
+    def state(self, log: ContainerLog) -> tuple[int, str]:
+        with self._lock:
+            return len(log.log.data), log.state
 
 
 class FaultPlan:
@@ -270,47 +344,37 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._text(HTTPStatus.BAD_REQUEST, f'container "{container}" in pod "{pod}" is not available')
             return
-        if query.previous:
-            if log.previous is None:
-                self._text(
-                    HTTPStatus.BAD_REQUEST,
-                    f'previous terminated container "{container}" in pod "{pod}" not found',
-                )
-                return
-            entries = list(log.previous)
-            self._start_stream()
-            self._write_entries(entries, query, _Budget(query.limit_bytes))
-            self._end_stream()
+        if query.previous and log.previous is None:
+            self._text(HTTPStatus.BAD_REQUEST, f'previous terminated container "{container}" in pod "{pod}" not found')
             return
-        if log.state == "waiting":
+        if log.state == "waiting" and not query.previous:
             self._text(
                 HTTPStatus.BAD_REQUEST,
                 f'container "{container}" in pod "{pod}" is waiting to start: {log.waiting_reason}',
             )
             return
-
-        entries, state = store.snapshot(log, 0)
-        index = len(entries)
-        if query.since_ns is not None:
-            entries = [e for e in entries if e[0] >= query.since_ns]
-        if query.tail_lines is not None:
-            entries = entries[-query.tail_lines :] if query.tail_lines > 0 else []
-        budget = _Budget(query.limit_bytes)
+        cri, offset, end, state = store.extent(log, query)
+        follow = query.follow and not query.previous
+        out = _Output(self, query, self.server.framing if follow else None)
         plan = self.server.fault
-        cut_after = plan.arm(container) if plan is not None and query.follow else None
+        cut_after = plan.arm(container) if plan is not None and follow else None
         if cut_after is not None:
-            budget.cut_after, budget.plan = cut_after, plan
+            out.cut_after, out.plan = cut_after, plan
         self._start_stream()
         try:
-            more = self._write_entries(entries, query, budget)
-            while more and query.follow and state == "running":
-                if not store.wait_beyond(log, index, timeout=1.0):
+            more = True
+            while more:
+                while more and offset < end:
+                    data = store.read(cri, offset, end)
+                    offset += len(data)
+                    more = out.send(data)
+                if not (more and follow and state == "running"):
+                    break
+                if not store.wait_beyond(log, offset, timeout=1.0):
                     continue
                 if store.lookup(namespace, pod, container) is not log:
                     break  # pod deleted: a real kubelet closes the stream
-                fresh, state = store.snapshot(log, index)
-                index += len(fresh)
-                more = self._write_entries(fresh, query, budget)
+                end, state = store.state(log)
             self._end_stream()
         except _Drop:
             self.close_connection = True
@@ -337,51 +401,85 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _write_entries(self, entries: list[tuple[int, bytes]], query: LogQuery, budget: _Budget) -> bool:
-        """Writes one chunk for `entries`; False once `limitBytes` is used up."""
-        out = bytearray()
-        drop = False
-        for ns, data in entries:
-            if query.since_ns is not None and ns < query.since_ns:
-                continue
-            item = (format_rfc3339nano(ns).encode() + b" " + data) if query.timestamps else data
-            if budget.cut_after is not None:
-                if budget.cut_after <= 0:
-                    budget.cut_after = None
-                    if budget.plan is not None and budget.plan.take():
-                        out += item[: max(1, len(item) // 2)]  # half a line, then the cut
-                        drop = True
-                        break
-                else:
-                    budget.cut_after -= 1
-            item, more = budget.take(item)
-            out += item
-            if not more:
-                break
-        else:
-            more = True
-        if drop:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(out), bytes(out)))
+    def chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
             self.wfile.flush()
-            raise _Drop
-        if out:
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(out), bytes(out)))
-            self.wfile.flush()
-        return more
 
 
-class _Budget:
-    def __init__(self, limit: int | None) -> None:
-        self.left = limit
+@dataclass
+class Framing:
+    """Fault injection for follows: HTTP chunks of `lines` lines (1: as a real kubelet flushes a
+    follow after every line), cut at `split` bytes into a line when set, `pause` seconds apart."""
+
+    lines: int = 1
+    split: int | None = None
+    pause: float = 0.0
+
+
+class _Output:
+    """One response's body: records as stored (or without their timestamps), `limitBytes`, the
+    framing, and a planned mid-line cut."""
+
+    def __init__(self, handler: _Handler, query: LogQuery, framing: Framing | None) -> None:
+        self.handler = handler
+        self.timestamps = query.timestamps
+        self.left = query.limit_bytes
+        self.framing = framing
         self.cut_after: int | None = None  # fault injection: lines left before a mid-line cut
         self.plan: FaultPlan | None = None
 
-    def take(self, data: bytes) -> tuple[bytes, bool]:
-        if self.left is None:
-            return data, True
-        data = data[: self.left]
-        self.left -= len(data)
-        return data, self.left > 0
+    def send(self, data: bytes) -> bool:
+        """Sends whole records; False once `limitBytes` is used up."""
+        if not self.timestamps:
+            data = _STAMP.sub(b"", data)
+        drop = False
+        if self.cut_after is not None:
+            data, drop = self._cut(data)
+        more = True
+        if self.left is not None:
+            data = data[: self.left]
+            self.left -= len(data)
+            more = self.left > 0
+        pause = self.framing.pause if self.framing is not None else 0.0
+        for n, piece in enumerate(self._frames(data)):
+            if pause and n:
+                time.sleep(pause)  # a slow upstream, on purpose
+            self.handler.chunk(piece)
+        if drop:
+            raise _Drop
+        return more
+
+    def _cut(self, data: bytes) -> tuple[bytes, bool]:
+        assert self.cut_after is not None
+        pos = 0
+        while self.cut_after > 0:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                return data, False
+            pos, self.cut_after = nl + 1, self.cut_after - 1
+        if pos >= len(data):
+            return data, False
+        self.cut_after = None
+        if self.plan is None or not self.plan.take():
+            return data, False
+        nl = data.find(b"\n", pos)
+        line_end = nl + 1 if nl >= 0 else len(data)
+        return data[: pos + max(1, (line_end - pos) // 2)], True  # half a line, then the cut
+
+    def _frames(self, data: bytes) -> list[bytes]:
+        framing = self.framing
+        if framing is None:
+            return [data]
+        out = []
+        lines = data.splitlines(keepends=True)
+        for i in range(0, len(lines), framing.lines):
+            chunk = b"".join(lines[i : i + framing.lines])
+            if framing.split is not None and len(chunk) > framing.split:
+                out += [chunk[: framing.split], chunk[framing.split :]]
+            else:
+                out.append(chunk)
+        return out
 
 
 class _KubeletServer(ThreadingHTTPServer):
@@ -389,6 +487,7 @@ class _KubeletServer(ThreadingHTTPServer):
     store: LogStore
     drop_hook: object = None
     fault: FaultPlan | None = None
+    framing: Framing | None = None
 
 
 class KubeletStandIn:
@@ -423,8 +522,16 @@ class KubeletStandIn:
         self._server.fault = plan
         return plan
 
+    def frame_follows(self, lines: int = 1, split: int | None = None, pause: float = 0.0) -> Framing:
+        """Fault injection: follows are sent `lines` lines per HTTP chunk (see `Framing`), like a
+        real kubelet (one flush per line) or a slow, oddly framed upstream."""
+        framing = Framing(lines, split, pause)
+        self._server.framing = framing
+        return framing
+
     def clear_faults(self) -> None:
         self._server.fault = None
+        self._server.framing = None
 
     def start(self) -> KubeletStandIn:
         self._thread.start()
