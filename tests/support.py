@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from shared.logs.cursor import Cursor, timestamp_ns
+from shared.logs.events import LogLines
 from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -187,3 +189,15 @@ def task_lines(text: bytes) -> dict[tuple[str, str], list[bytes]]:
         task, _, step = head[1:].partition(b" : ")
         out.setdefault((task.decode(), step.decode()), []).append(rest)
     return out
+
+
+def log_line(
+    task: str, step: str, line: bytes, timestamp: str = "", attempt: int = 0, pod: str = "", index: int = -1
+) -> LogLines:
+    """One line as the log reader hands it to writers."""
+    try:
+        cursor = Cursor(timestamp_ns(timestamp), 1)
+    except (ValueError, IndexError):
+        cursor = Cursor()
+    data = (timestamp.encode() + b" " if timestamp else b"") + line + b"\n"
+    return LogLines(task, step, data, 1, cursor, bool(timestamp), attempt, pod, index)

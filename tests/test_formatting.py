@@ -5,13 +5,14 @@ import json
 from shared.config import Settings
 from shared.http.request import Args, LogQuery, QueryError
 from shared.kube.names import namespace_problem, object_name_problem
-from shared.logs.events import Heartbeat, LogLine, Notice, RunFinished, RunStarted
+from shared.logs.events import Heartbeat, Notice, RunFinished, RunStarted
 from shared.logs.writers import NdjsonWriter, TextWriter
+from tests.support import log_line
 
 
 def test_text_lines_use_tkn_prefixes_and_keep_raw_bytes() -> None:
     writer = TextWriter()
-    line = LogLine("build", "compile", b"caf\xe9 \xff".decode("utf-8", "surrogateescape"), "2026-01-01T00:00:00Z")
+    line = log_line("build", "compile", b"caf\xe9 \xff", "2026-01-01T00:00:00Z")
     assert writer.write(line) == b"[build : compile] caf\xe9 \xff\n"
     assert TextWriter(timestamps=True).write(line).startswith(b"[build : compile] 2026-01-01T00:00:00Z caf")
     assert writer.write(Notice("deploy", "task skipped: When Expressions evaluated to false")) == (
@@ -23,7 +24,7 @@ def test_text_lines_use_tkn_prefixes_and_keep_raw_bytes() -> None:
 
 def test_ndjson_is_one_valid_object_per_line() -> None:
     writer = NdjsonWriter()
-    raw = writer.write(LogLine("t", "s", b"bad \xff".decode("utf-8", "surrogateescape"), "ts", 1))
+    raw = writer.write(log_line("t", "s", b"bad \xff", "ts", 1))
     assert raw.endswith(b"\n") and raw.count(b"\n") == 1
     obj = json.loads(raw)
     assert obj == {"event": "log", "task": "t", "step": "s", "attempt": 1, "timestamp": "ts", "line": "bad \ufffd"}

@@ -18,13 +18,15 @@ from urllib.parse import quote
 
 import pytest
 
-from shared.logs.cursor import Binding, Position, TokenError, Tracker, decode
-from shared.logs.events import AttemptDone, LogLine, Notice, RunFinished, StreamEnded
+from shared.logs.cursor import Cursor
+from shared.logs.events import AttemptDone, Notice, RunFinished, StreamEnded
+from shared.logs.tokens import Binding, TokenError, decode
+from shared.logs.tracker import Tracker
 from shared.logs.writers import INTERRUPTED, RESUME_MARK, NdjsonWriter, TextWriter
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
 from tests.sandbox.scenarios import SCENARIOS, Scenario, numbered
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import Listener, grant_listener, strip_heartbeats
+from tests.support import Listener, grant_listener, log_line, strip_heartbeats
 
 NS = LISTENER_NAMESPACE
 STAMP = "2026-03-01T10:00:0{}.{:09d}Z"
@@ -47,11 +49,11 @@ def test_token_round_trip_names_exactly_what_was_written() -> None:
     assert point.notice_sent("skipped/deploy") and not point.notice_sent("skipped/other")
     assert point.position("run-a-pod") is None
     second = 1_772_359_202 * 10**9
-    assert point.position("run-b-pod") == Position(2, second, 1)
+    assert point.position("run-b-pod") == (2, Cursor(second, 1))
     # A resumed stream starts from the decoded point and keeps counting from there.
     again = Tracker(binding(), point)
     again.line("run-b-pod", 2, STAMP.format(2, 0))
-    assert decode(again.token(), binding()).position("run-b-pod") == Position(2, second, 2)
+    assert decode(again.token(), binding()).position("run-b-pod") == (2, Cursor(second, 2))
 
 
 def test_tokens_are_compact() -> None:
@@ -137,7 +139,9 @@ def test_per_line_cursor_cost_is_small() -> None:
         tracker.attempt_done(f"done-{i}")
     writer = NdjsonWriter(tracker=tracker)
     n = 50_000
-    lines = [LogLine("build", "compile", f"line {i}", STAMP.format(1 + i // 20000, i), 0, "pod-x", 1) for i in range(n)]
+    lines = [
+        log_line("build", "compile", b"line %d" % i, STAMP.format(1 + i // 20000, i), 0, "pod-x", 1) for i in range(n)
+    ]
     start = time.perf_counter()
     for line in lines:
         writer.write(line)
@@ -154,7 +158,7 @@ def test_per_line_cursor_cost_is_small() -> None:
 def test_writers_end_a_cut_stream_with_a_findable_token() -> None:
     tracker = Tracker(binding())
     writer = TextWriter(tracker=tracker)
-    writer.write(LogLine("t", "s", "hello", STAMP.format(1, 1), 0, "pod", 0))
+    writer.write(log_line("t", "s", b"hello", STAMP.format(1, 1), 0, "pod", 0))
     writer.write(AttemptDone("pod"))
     writer.write(Notice("t", "task failed", key="failed/t"))
     last = writer.write(StreamEnded("deadline", "stream time limit reached")).decode()

@@ -26,8 +26,10 @@ from shared.http.endpoint import (
 from shared.http.request import LogQuery, resume_token
 from shared.http.service import Service
 from shared.kube.client import KubeError
-from shared.logs.cursor import Binding, ResumePoint, TokenError, Tracker, decode
-from shared.logs.run_reader import FollowOptions, RunFollower
+from shared.logs.options import FollowOptions
+from shared.logs.run_reader import RunFollower
+from shared.logs.tokens import Binding, ResumePoint, TokenError, decode
+from shared.logs.tracker import Tracker
 from shared.logs.writers import NdjsonWriter, TextWriter, Writer
 from shared.runs.lookup import find_pipelinerun
 

@@ -1,315 +1,63 @@
-"""Resume tokens: where a client's copy of a run's log stream ends, carried by the client.
+"""Where one container's log was delivered up to: the one cursor type, from the container reader
+through the resume token to the writers.
 
-The server keeps no state between requests: a token names, for one run (bound to its UID) and one
-set of task/step filters, what was delivered:
-
-- the *stable* part: 32-bit hashes of the finished attempts (pods whose every container was
-  delivered) and of the notices already sent; it changes only when an attempt ends or a notice
-  goes out, so it is encoded once per change and cached;
-- the *active* part: for each attempt in progress, the position in its step list and the
-  container log cursor (`podlogs.Cursor`: last timestamp in ns, lines delivered with that
-  timestamp); it changes on every line but is a few bytes per container.
-
-Text: `<stable>.<active>`, each unpadded base64url.
-
-    stable = 0x01 | uid hash (8) | filter hash (2) | varint n | n x u32 (sorted) | crc32 (4)
-    active = varint m | m x (u32 pod hash | varint step index | varint ns | varint count) | crc16
-
-The active checksum is seeded with the stable one, so an active part glued to the wrong stable
-part is refused. A token costs ~45 characters for a simple run plus ~5.5 per finished attempt or
-notice, and is rebuilt per line at the cost of packing the active part (no JSON, no zlib).
+The kubelet stamps every line with an RFC 3339 time; a cursor names the last delivered line by
+that time in ns and by how many delivered lines carry it (lines can share a timestamp), plus,
+for a line longer than `MAX_LINE` that was passed on in pieces, how many bytes of it went out.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import struct
-import zlib
-from dataclasses import dataclass, field
+import datetime as dt
+from dataclasses import dataclass
 
-from shared.logs.container import timestamp_ns
-
-VERSION = 1
-MAX_TOKEN = 8192  # characters; far above any real run's token, refused before decoding
-MAX_ENTRIES = 4096
+_SECONDS: dict[bytes, int] = {}  # parsed whole seconds: lines of one second share the work
 
 
-class TokenError(ValueError):
-    """A resume token cannot be used; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def key_hash(key: str) -> int:
-    return int.from_bytes(hashlib.blake2b(key.encode("utf-8", "surrogateescape"), digest_size=4).digest(), "big")
-
-
-def attempt_key(pod: str) -> int:
-    return key_hash("a/" + pod)
-
-
-def notice_key(key: str) -> int:
-    return key_hash("n/" + key)
-
-
-def uid_hash(uid: str) -> bytes:
-    return hashlib.blake2b(uid.encode(), digest_size=8).digest()
-
-
-def filter_hash(tasks: frozenset[str], steps: frozenset[str]) -> bytes:
-    text = ",".join(sorted(tasks)) + "|" + ",".join(sorted(steps))
-    return hashlib.blake2b(text.encode(), digest_size=2).digest()
-
-
-@dataclass(frozen=True)
-class Binding:
-    """What a token is valid for: one run (by UID) followed with one set of filters."""
-
-    uid: bytes
-    filters: bytes
-
-    @classmethod
-    def of(cls, uid: str, tasks: frozenset[str] = frozenset(), steps: frozenset[str] = frozenset()) -> Binding:
-        return cls(uid_hash(uid), filter_hash(tasks, steps))
-
-
-@dataclass(frozen=True)
-class Position:
-    """An attempt in progress: its step `index` and the last delivered line's cursor."""
-
-    index: int
-    last_ns: int
-    same_ts: int
-
-
-@dataclass
-class ResumePoint:
-    """A decoded token: what the new stream skips."""
-
-    done: frozenset[int] = frozenset()
-    active: dict[int, Position] = field(default_factory=dict)
-
-    def attempt_done(self, pod: str) -> bool:
-        return attempt_key(pod) in self.done
-
-    def notice_sent(self, key: str) -> bool:
-        return bool(key) and notice_key(key) in self.done
-
-    def position(self, pod: str) -> Position | None:
-        return self.active.get(attempt_key(pod))
-
-
-# -- varints -----------------------------------------------------------------------------------
-def _varint(value: int, out: bytearray) -> None:
-    if value < 0:
-        raise ValueError("negative")
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-
-
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.pos = 0
-
-    def byte(self) -> int:
-        if self.pos >= len(self.data):
-            raise TokenError(400, "resume token is truncated")
-        value = self.data[self.pos]
-        self.pos += 1
-        return value
-
-    def take(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise TokenError(400, "resume token is truncated")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def varint(self) -> int:
-        value = shift = 0
-        while True:
-            b = self.byte()
-            value |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return value
-            shift += 7
-            if shift > 70:
-                raise TokenError(400, "resume token is malformed")
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise TokenError(400, "resume token has trailing data")
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _unb64(text: str) -> bytes:
-    if not text or any(c not in _ALPHABET for c in text):
-        raise TokenError(400, "resume token is not base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as err:
-        raise TokenError(400, "resume token is not base64url") from err
-
-
-_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-# -- encoding ----------------------------------------------------------------------------------
-def encode_stable(binding: Binding, done: set[int] | frozenset[int]) -> tuple[str, int]:
-    """The stable part and its checksum (which seeds the active part's)."""
-    out = bytearray([VERSION])
-    out += binding.uid + binding.filters
-    _varint(len(done), out)
-    for value in sorted(done):
-        out += struct.pack(">I", value)
-    crc = zlib.crc32(out)
-    out += struct.pack(">I", crc)
-    return _b64(bytes(out)), crc
-
-
-def encode_active(active: dict[int, list[int]], stable_crc: int) -> str:
-    out = bytearray()
-    _varint(len(active), out)
-    for pod, (index, ns, same) in active.items():
-        out += struct.pack(">I", pod)
-        _varint(index, out)
-        _varint(ns, out)
-        _varint(same, out)
-    out += struct.pack(">H", zlib.crc32(out, stable_crc) & 0xFFFF)
-    return _b64(bytes(out))
-
-
-def decode(token: str, binding: Binding, run_name: str = "the run") -> ResumePoint:
-    """Validates `token` for `binding`; raises TokenError (400 malformed, 409 another run)."""
-    if len(token) > MAX_TOKEN:
-        raise TokenError(400, f"resume token longer than {MAX_TOKEN} characters")
-    stable_text, dot, active_text = token.strip().partition(".")
-    if not dot:
-        raise TokenError(400, "resume token is malformed (expected <stable>.<active>)")
-    raw = _unb64(stable_text)
-    if len(raw) < 1 + 8 + 2 + 1 + 4:
-        raise TokenError(400, "resume token is truncated")
-    body, crc_bytes = raw[:-4], raw[-4:]
-    crc = zlib.crc32(body)
-    if struct.unpack(">I", crc_bytes)[0] != crc:
-        raise TokenError(400, "resume token is corrupted (checksum mismatch)")
-    reader = _Reader(body)
-    if reader.byte() != VERSION:
-        raise TokenError(400, "resume token has an unknown version; start a new follow without resume")
-    uid, filters = reader.take(8), reader.take(2)
-    count = reader.varint()
-    if count > MAX_ENTRIES:
-        raise TokenError(400, "resume token is malformed")
-    done = frozenset(struct.unpack(">I", reader.take(4))[0] for _ in range(count))
-    reader.end()
-
-    active: dict[int, Position] = {}
-    if active_text:
-        araw = _unb64(active_text)
-        if len(araw) < 3:
-            raise TokenError(400, "resume token is truncated")
-        abody = araw[:-2]
-        if struct.unpack(">H", araw[-2:])[0] != zlib.crc32(abody, crc) & 0xFFFF:
-            raise TokenError(400, "resume token is corrupted (its parts do not belong together)")
-        areader = _Reader(abody)
-        entries = areader.varint()
-        if entries > MAX_ENTRIES:
-            raise TokenError(400, "resume token is malformed")
-        for _ in range(entries):
-            pod = struct.unpack(">I", areader.take(4))[0]
-            active[pod] = Position(areader.varint(), areader.varint(), areader.varint())
-        areader.end()
-    # Checked last: a corrupted token is reported as such, not as another run's.
-    if uid != binding.uid:
-        raise TokenError(
-            409,
-            f"the resume token belongs to another PipelineRun named {run_name} (it was deleted and "
-            "created again); follow the new run without resume",
-        )
-    if filters != binding.filters:
-        raise TokenError(400, "the resume token was issued for other task/step filters; use the same ones")
-    return ResumePoint(done, active)
-
-
-# -- tracking what a client received -----------------------------------------------------------
-class Tracker:
-    """Kept by the writer: updated with every event written, so a token names exactly what went
-    out before it."""
-
-    def __init__(self, binding: Binding, start: ResumePoint | None = None) -> None:
-        self.binding = binding
-        self.done: set[int] = set(start.done) if start else set()
-        self.active: dict[int, list[int]] = {}
-        if start:
-            for pod, pos in start.active.items():
-                self.active[pod] = [pos.index, pos.last_ns, pos.same_ts]
-        self._pods: dict[str, int] = {}
-        self._stable: tuple[str, int] | None = None
-        self.stable_changed = True  # since the last `line_prefix`
-
-    def _pod(self, pod: str) -> int:
-        value = self._pods.get(pod)
-        if value is None:
-            value = self._pods[pod] = attempt_key(pod)
-        return value
-
-    def line(self, pod: str, index: int, timestamp: str) -> None:
-        if not pod or not timestamp or index < 0:
-            return
+def timestamp_ns(value: str | bytes) -> int:
+    """RFC 3339 in UTC with up to nanoseconds (Go's RFC3339Nano trims trailing zeros) to Unix ns."""
+    raw = value.encode("ascii", "replace") if isinstance(value, str) else value
+    if raw[-1:] != b"Z" or len(raw) < 20:
+        raise ValueError(f"not a UTC timestamp: {value!r}")
+    body, frac = raw[:19], 0
+    if len(raw) > 20:
+        digits = raw[20:-1]
+        if raw[19:20] != b"." or not digits.isdigit() or len(digits) > 9:
+            raise ValueError(f"not a timestamp: {value!r}")
+        frac = int(digits) * 10 ** (9 - len(digits))
+    seconds = _SECONDS.get(body)
+    if seconds is None:
         try:
-            ns = timestamp_ns(timestamp)
-        except ValueError:
-            return
-        key = self._pod(pod)
-        entry = self.active.get(key)
-        if entry is None or entry[0] != index:
-            self.active[key] = [index, ns, 1]
-        elif entry[1] == ns:
-            entry[2] += 1
-        else:
-            entry[1], entry[2] = ns, 1
+            parsed = dt.datetime.strptime(body.decode("ascii"), "%Y-%m-%dT%H:%M:%S")
+        except (UnicodeDecodeError, ValueError) as err:
+            raise ValueError(f"not a timestamp: {value!r}") from err
+        seconds = int(parsed.replace(tzinfo=dt.UTC).timestamp())
+        if len(_SECONDS) > 4096:
+            _SECONDS.clear()
+        _SECONDS[body] = seconds
+    return seconds * 1_000_000_000 + frac
 
-    def attempt_done(self, pod: str) -> None:
-        key = self._pod(pod)
-        self.active.pop(key, None)
-        if key not in self.done:
-            self.done.add(key)
-            self._stable = None
 
-    def notice(self, key: str) -> None:
-        if key:
-            value = notice_key(key)
-            if value not in self.done:
-                self.done.add(value)
-                self._stable = None
+def rfc3339_seconds(ns: int) -> str:
+    """`sinceTime` for a cursor: the apiserver truncates to whole seconds anyway."""
+    return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def stable(self) -> tuple[str, int]:
-        if self._stable is None:
-            self._stable = encode_stable(self.binding, self.done)
-            self.stable_changed = True
-        return self._stable
 
-    def token(self) -> str:
-        text, crc = self.stable()
-        return f"{text}.{encode_active(self.active, crc)}"
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """After which line a container's log continues."""
 
-    def line_prefix(self) -> str:
-        """For `cursors=true` text: the full token after a change of the stable part, else
-        `.<active>` (the client glues it to the stable part it last saw)."""
-        text, crc = self.stable()
-        active = encode_active(self.active, crc)
-        if self.stable_changed:
-            self.stable_changed = False
-            return f"{text}.{active}"
-        return f".{active}"
+    ns: int = -1  # the last delivered line's timestamp; -1: nothing delivered yet
+    same: int = 0  # delivered lines that carry `ns` (this one included)
+    piece: int = 0  # of a long line delivered in pieces: its bytes delivered so far; 0: all of it
+
+    @property
+    def started(self) -> bool:
+        return self.ns >= 0
+
+    def since_time(self) -> str | None:
+        return rfc3339_seconds(self.ns) if self.ns >= 0 else None
+
+    def after(self, ns: int) -> Cursor:
+        """The cursor once one more whole line stamped `ns` went out."""
+        return Cursor(ns, self.same + 1 if ns == self.ns else 1)

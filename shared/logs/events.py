@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.logs.cursor import Cursor
+
 
 @dataclass(frozen=True)
 class RunStarted:
@@ -13,15 +15,29 @@ class RunStarted:
     resumed: bool = False  # the stream continues an earlier one (a resume token was given)
 
 
-@dataclass(slots=True)  # one per log line: a frozen dataclass's __init__ costs several times more
-class LogLine:
+@dataclass(frozen=True, slots=True)
+class LogLines:
+    """Whole lines of one step container, as the kubelet sent them (masked): each line is
+    `<RFC 3339 timestamp> <content>\\n` when `stamped`, else it is the rest of a line longer than
+    `lines.MAX_LINE`, passed on in pieces. One event carries every line one read brought."""
+
     task: str
     step: str
-    line: str  # without its newline; a last line may have had none
-    timestamp: str = ""  # the kubelet's RFC 3339 timestamp
+    data: bytes
+    lines: int
+    cursor: Cursor  # where the container's log stands after these lines
+    stamped: bool = True
     attempt: int = 0
     pod: str = ""
     index: int = -1  # the step's position in the pod's step containers (for resume tokens)
+
+    def split(self) -> list[tuple[bytes, bytes]]:
+        """(timestamp, content) per line, for writers that need lines one by one."""
+        rows = self.data.split(b"\n")
+        rows.pop()
+        if not self.stamped:
+            return [(b"", row) for row in rows]
+        return [(stamp, content) if sep else (b"", stamp) for stamp, sep, content in (r.partition(b" ") for r in rows)]
 
 
 @dataclass(frozen=True)
@@ -60,4 +76,4 @@ class Heartbeat:
     pass
 
 
-Event = RunStarted | LogLine | Notice | AttemptDone | RunFinished | StreamEnded | Heartbeat
+Event = RunStarted | LogLines | Notice | AttemptDone | RunFinished | StreamEnded | Heartbeat

@@ -21,8 +21,9 @@ Semantics (identical for one-shot and streamed input, whatever the chunk boundar
 - A stream holds back at most `max_len - 1` bytes after the last newline (the longest secret
   minus one) until more data or `flush()` arrives.
 
-Speed: one compiled regex alternation (longest first) found with `re.search`, a call per
-occurrence, never a Python loop per byte.
+Speed: bytes are searched with one `bytes.find` pass per value (C speed, several times faster
+than a regex alternation over typical logs), text with one compiled alternation (longest
+first); a call per occurrence, never a Python loop per byte or per line.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ class MaskingStream(Generic[AnyStr]):
 
     def __init__(self, masker: SecretMasker, kind: type[AnyStr]) -> None:
         self._kind = kind
+        self._values: tuple[bytes, ...] | None = None
         if kind is bytes:
             self._re = masker._bytes_re
+            self._values = masker._values
             self._mask = masker._mask_bytes
             self._newline = b"\n"
         elif kind is str:
@@ -115,6 +118,11 @@ class MaskingStream(Generic[AnyStr]):
         # emitted may continue into the tail, and an occurrence overlapping it must extend it
         # silently rather than start a second `***`.
         self._covered = 0
+
+    @property
+    def held(self) -> int:
+        """Bytes held back for the next feed that no mask sent so far covers."""
+        return max(len(self._tail) - self._covered, 0)
 
     def feed(self, chunk: AnyStr) -> AnyStr:
         if not isinstance(chunk, self._kind):
@@ -136,17 +144,10 @@ class MaskingStream(Generic[AnyStr]):
         return self._emit(self._tail, len(self._tail), final=True)
 
     def _emit(self, buf: AnyStr, cut: int, final: bool = False) -> AnyStr:
-        pattern = self._re
-        assert pattern is not None
         out: list[AnyStr] = []
         covered = self._covered  # end of the current merged mask, relative to buf
         pos = covered  # first character not yet emitted (or dropped as part of a mask)
-        search_from = 0
-        while True:
-            match = pattern.search(buf, search_from)
-            if match is None or match.start() >= cut:
-                break
-            start, end = match.span()
+        for start, end in self._occurrences(buf, cut):
             if start < covered:
                 covered = max(covered, end)  # overlaps the current mask: extend it
             else:
@@ -154,8 +155,6 @@ class MaskingStream(Generic[AnyStr]):
                 out.append(self._mask)
                 covered = end
             pos = covered
-            # Next candidate may start inside this occurrence (overlaps must merge, not leak).
-            search_from = start + 1
         if pos < cut:
             out.append(buf[pos:cut])
             pos = cut
@@ -165,3 +164,27 @@ class MaskingStream(Generic[AnyStr]):
             self._tail = buf[cut:]
             self._covered = max(covered - cut, 0)
         return self._kind().join(out)
+
+    def _occurrences(self, buf: AnyStr, cut: int) -> list[tuple[int, int]]:
+        """Every occurrence of every secret that starts before `cut`, in order of their starts."""
+        spans: list[tuple[int, int]] = []
+        if self._values is not None:
+            # Bytes: one `find` pass per value is several times faster than the regex alternation.
+            size = len(buf)
+            for value in self._values:
+                length = len(value)
+                limit = min(size, cut + length - 1)
+                at = buf.find(value, 0, limit)
+                while at >= 0:
+                    spans.append((at, at + length))
+                    at = buf.find(value, at + 1, limit)
+            spans.sort()
+            return spans
+        pattern = self._re
+        assert pattern is not None
+        search_from = 0
+        while (match := pattern.search(buf, search_from)) is not None and match.start() < cut:
+            spans.append(match.span())
+            # Next candidate may start inside this occurrence (overlaps must merge, not leak).
+            search_from = match.start() + 1
+        return spans

@@ -1,0 +1,109 @@
+"""What a client received, kept by the writer: every event written updates it, so a resume token
+(see `shared.logs.tokens`) names exactly what went out before it."""
+
+from __future__ import annotations
+
+from shared.logs.cursor import Cursor, timestamp_ns
+from shared.logs.tokens import (
+    ActiveEncoder,
+    Binding,
+    ResumePoint,
+    attempt_key,
+    encode_active,
+    encode_stable,
+    notice_key,
+)
+
+
+class Tracker:
+    def __init__(self, binding: Binding, start: ResumePoint | None = None) -> None:
+        self.binding = binding
+        self.done: set[int] = set(start.done) if start else set()
+        self.active: dict[int, tuple[int, Cursor]] = dict(start.active) if start else {}
+        self._pods: dict[str, int] = {}
+        self._stable: tuple[str, int] | None = None
+        self.stable_changed = True  # since the last `line_prefix`
+
+    def _pod(self, pod: str) -> int:
+        value = self._pods.get(pod)
+        if value is None:
+            value = self._pods[pod] = attempt_key(pod)
+        return value
+
+    def advance(self, pod: str, index: int, cursor: Cursor) -> None:
+        """The container at step `index` of `pod` was delivered up to `cursor`."""
+        if pod and index >= 0 and cursor.started:
+            self.active[self._pod(pod)] = (index, cursor)
+
+    def line(self, pod: str, index: int, timestamp: str | bytes) -> None:
+        """One more whole line stamped `timestamp` went out (a line without one moves nothing)."""
+        if not pod or not timestamp or index < 0:
+            return
+        try:
+            ns = timestamp_ns(timestamp)
+        except ValueError:
+            return
+        key = self._pod(pod)
+        entry = self.active.get(key)
+        self.active[key] = (index, Cursor(ns, 1) if entry is None or entry[0] != index else entry[1].after(ns))
+
+    def line_cursors(self, pod: str, index: int, stamps: list[bytes], end: Cursor) -> list[str]:
+        """Moves past lines stamped `stamps` (the last one ending at `end`); returns the active
+        part of the token after each (see `token`)."""
+        _, crc = self.stable()
+        if not pod or index < 0 or not end.started:
+            return [encode_active(self.active, crc)] * len(stamps)
+        key = self._pod(pod)
+        entry = self.active.get(key)
+        cursor = entry[1] if entry is not None and entry[0] == index else Cursor()
+        self.active[key] = (index, cursor)
+        encoder = ActiveEncoder(self.active, key, crc)
+        parts = []
+        last = len(stamps) - 1
+        for i, stamp in enumerate(stamps):
+            if i == last:
+                cursor = end
+            elif stamp:
+                try:
+                    cursor = cursor.after(timestamp_ns(stamp))
+                except ValueError:
+                    pass
+            parts.append(encoder.text(cursor))
+        self.active[key] = (index, cursor)
+        return parts
+
+    def attempt_done(self, pod: str) -> None:
+        key = self._pod(pod)
+        self.active.pop(key, None)
+        if key not in self.done:
+            self.done.add(key)
+            self._stable = None
+
+    def notice(self, key: str) -> None:
+        if key:
+            value = notice_key(key)
+            if value not in self.done:
+                self.done.add(value)
+                self._stable = None
+
+    def stable(self) -> tuple[str, int]:
+        if self._stable is None:
+            self._stable = encode_stable(self.binding, self.done)
+            self.stable_changed = True
+        return self._stable
+
+    def token(self) -> str:
+        text, crc = self.stable()
+        return f"{text}.{encode_active(self.active, crc)}"
+
+    def line_prefix(self) -> str:
+        """For `cursors=true` text: the full token after a change of the stable part, else
+        `.<active>` (the client glues it to the stable part it last saw)."""
+        return self.prefix_of(encode_active(self.active, self.stable()[1]))
+
+    def prefix_of(self, active: str) -> str:
+        text, _ = self.stable()
+        if self.stable_changed:
+            self.stable_changed = False
+            return f"{text}.{active}"
+        return f".{active}"
