@@ -24,6 +24,8 @@ from image.paths import CONTAINERS_CONF, CONTEXT_WHEELS, DOCKERFILE, IMAGE_DIR, 
 
 REPOSITORY = "localhost/tekton-pipeline-listener"
 DOCKERIGNORE = ROOT / ".dockerignore"
+# Builds of other tree states kept in the local store (this worktree's, other checkouts').
+KEEP_IMAGES = 4
 
 
 def engine() -> str:
@@ -105,6 +107,7 @@ def build(python_image: str | None = None) -> str:
         args = ["--network", "none", "--build-arg", f"PYTHON_IMAGE={base}", "-t", ref, "-f", str(DOCKERFILE)]
         run_engine("build", *args, str(ROOT))
     run_engine("tag", ref, f"{REPOSITORY}:latest")
+    prune(keep=ref)
     image, base_info = inspect(ref), inspect(base)
     assert image is not None and base_info is not None
     print(
@@ -113,6 +116,15 @@ def build(python_image: str | None = None) -> str:
         file=sys.stderr,
     )
     return ref
+
+
+def prune(keep: str, newest: int = KEEP_IMAGES) -> None:
+    """Untags all but the newest builds (each tree state is one): other checkouts on the machine
+    may still be using theirs, so a few stay; an image a container uses is not removed."""
+    tags = run_engine("images", "--filter", f"reference={REPOSITORY}", "--format", "{{.Tag}}", capture=True).split()
+    keyed = [tag for tag in tags if tag != "latest" and f"{REPOSITORY}:{tag}" != keep]  # newest first
+    for tag in keyed[newest - 1 :]:
+        subprocess.run([engine(), "rmi", f"{REPOSITORY}:{tag}"], env=engine_env(), capture_output=True, check=False)
 
 
 def save_oci_archive(ref: str, path: Path) -> Path:
