@@ -27,6 +27,9 @@ from tests.test_manifests import ksvc_literal_env
 KNATIVE_RUN_FLAGS = [*knative.RUN_FLAGS, "--network", "host"]
 IMAGE_UID = knative.IMAGE_UID
 KUBE_DIR = "/var/run/tekton-pipeline-listener"
+# HOME=/tmp in the image; what gunicorn logs when it cannot make or start it.
+CONTROL_SOCKET = "/tmp/.gunicorn/gunicorn.ctl"
+CONTROL_TROUBLE = re.compile(r"control (server error|socket)", re.IGNORECASE)
 # What a clean container log never holds (gunicorn tags its own errors `[ERROR]`).
 TROUBLE = re.compile(r"error|exception|traceback|errno|critical|warning", re.IGNORECASE)
 
@@ -81,7 +84,20 @@ class ImageContainer(Listener):
         began = time.monotonic()
         super().start(timeout)
         self.cold_start_seconds = time.monotonic() - began
+        self.await_control_server(timeout)
         return self
+
+    def await_control_server(self, timeout: float) -> None:
+        """gunicorn's arbiter starts its control server in a thread after the workers answer: an
+        error at start may still be on its way until the socket listens or the log says why not."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if CONTROL_TROUBLE.search(self.log()):
+                return
+            if engine("exec", self.name, "test", "-S", CONTROL_SOCKET, check=False).returncode == 0:
+                return
+            time.sleep(0.05)  # neither a socket nor a log line can be waited on from here
+        raise TimeoutError(f"{self.name}: no control socket and no word why: {self.log()}")
 
     def launch(self) -> None:
         engine("start", self.name)

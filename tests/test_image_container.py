@@ -162,7 +162,6 @@ def test_health_runs_as_another_uid_as_func_deploys_it(containers) -> None:
 def test_negative_control_the_log_check_sees_gunicorn_failing_to_write_under_home(containers) -> None:
     # HOME as the base image's nologin user has it: gunicorn's control socket cannot be made.
     container = containers("health", HOME="/nonexistent")
-    container.stop(timeout=STOP_TIMEOUT)
     assert any("Control server error" in line for line in trouble(container.log())), container.log()
 
 
