@@ -27,7 +27,7 @@ class Sizes:
     """How big and how often: `full` for the numbers, `quick` so a smoke test can run it all."""
 
     repeats: int
-    throughput_bytes: int
+    throughput_sizes: tuple[int, ...]
     latency_lines: int
     latency_interval: float
     fanout_followers: int
@@ -43,7 +43,7 @@ class Sizes:
     def full(cls) -> Sizes:
         return cls(
             repeats=3,
-            throughput_bytes=50 * 1000 * 1000,
+            throughput_sizes=(20 * 1000 * 1000, 200 * 1000 * 1000),
             latency_lines=300,
             latency_interval=0.02,
             fanout_followers=200,
@@ -60,7 +60,7 @@ class Sizes:
     def quick(cls) -> Sizes:
         return cls(
             repeats=1,
-            throughput_bytes=1000 * 1000,
+            throughput_sizes=(300 * 1000,),
             latency_lines=20,
             latency_interval=0.01,
             fanout_followers=8,
@@ -154,8 +154,9 @@ class Figure:
 class Bench:
     """One sandbox for the whole run, with the peer measured against the same cluster."""
 
-    def __init__(self, cluster: Cluster, sizes: Sizes, quick: bool) -> None:
+    def __init__(self, cluster: Cluster, sizes: Sizes, quick: bool, upstream: str = "standin") -> None:
         self.cluster = cluster
+        self.upstream = upstream
         self.sizes = sizes
         self.quick = quick
         self.sim = Simulator(cluster)
@@ -187,7 +188,7 @@ class Bench:
 
 
 # -- output ----------------------------------------------------------------------------------------
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     if value is None or value != value:  # NaN
         return "-"
     if abs(value) >= 100:
@@ -207,7 +208,7 @@ def table(figures: list[Figure]) -> str:
             mark = {True: "yes", False: "NO", None: ""}[m.ok]
             low = min(m.samples) if m.samples else None
             high = max(m.samples) if m.samples else None
-            rows.append((fig.key, m.name, _fmt(m.median), _fmt(low), _fmt(high), m.unit, m.goal, mark))
+            rows.append((fig.key, m.name, fmt(m.median), fmt(low), fmt(high), m.unit, m.goal, mark))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {2, 3, 4}
     lines = []
@@ -235,9 +236,9 @@ def host_info() -> dict[str, Any]:
     }
 
 
-def write_json(figures: list[Figure], meta: dict[str, Any], out_dir: Path) -> Path:
+def write_json(figures: list[Figure], meta: dict[str, Any], out_dir: Path, upstream: str = "standin") -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S") + f"-{upstream}"
     path = out_dir / f"{stamp}.json"
     n = 1
     while path.exists():

@@ -13,24 +13,26 @@ from pathlib import Path
 
 import pytest
 
+from bench.figures import FIGURES
 from tests.support import ROOT
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=280,
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (result,) = tmp_path.glob("*.json")
     body = json.loads(result.read_text())
     figures = body["figures"]
-    assert set(figures) == {"throughput", "latency", "fanout", "status", "coldstart", "api"}
+    assert set(figures) == set(FIGURES) == {"throughput", "latency", "fanout", "status", "coldstart", "api"}
+    assert body["upstream"]["key"] == "standin" and body["upstream"]["description"]
     for key, figure in figures.items():
         assert figure["error"] is None, (key, figure["error"])
         assert figure["metrics"], key
@@ -38,6 +40,11 @@ def test_bench_quick_runs_every_figure(tmp_path: Path) -> None:
             assert metric["samples"], (key, metric["name"])
     assert "figure" in proc.stdout and "median" in proc.stdout  # the table was printed
     # What the quick mode can check for sure: complete fan-out output and the API cost shape.
+    # Every reader of the throughput figure read the whole log (the figure checks the sizes).
+    throughput = {m["name"].split(": ", 1)[1] for m in figures["throughput"]["metrics"]}
+    for reader in ("kubectl logs --timestamps", "kubectl logs -f --timestamps", "/logs text", "/logs ndjson"):
+        assert reader in throughput, reader
+    assert any(name.startswith("/logs masked") for name in throughput)
     fanout = {m["name"]: m for m in figures["fanout"]["metrics"]}
     assert fanout["followers with identical, complete output"]["ok"] is True
     api = {m["name"]: m for m in figures["api"]["metrics"]}

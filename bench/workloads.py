@@ -1,0 +1,88 @@
+"""What the figures read: runs played on the bench's upstream, named and waited for by API.
+
+The figures ask for logs and runs here and never look inside the kubelet that serves them, so
+an upstream is a parameter: today the sandbox's kubelet stand-in, later a real node.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from bench.harness import NS, Bench
+from tests.sandbox.objects import random_suffix
+from tests.sandbox.scenarios import Scenario, Step, Task
+from tests.sandbox.simulator import PlayedRun
+
+MB = 1_000_000
+_FILLER = b"compiling src/module/component_%d.c -O2 -Wall -Werror -fPIC -I include -DNDEBUG " * 3
+
+
+def ci_lines(total: int, secrets: tuple[bytes, ...] = ()) -> Callable[[], Iterator[bytes]]:
+    """~`total` bytes of build-log-like lines, 30 to 190 bytes long (about 110 on average); with
+    `secrets`, one line in 50 carries one of them."""
+
+    def generate() -> Iterator[bytes]:
+        written, i = 0, 0
+        while written < total:
+            line = b"%08d " % i + _FILLER[: 20 + (i * 37) % 160]
+            if secrets and i % 50 == 7:
+                line += b" token=" + secrets[i % len(secrets)]
+            written += len(line) + 1
+            i += 1
+            yield line
+
+    return generate
+
+
+def run_name(kind: str) -> str:
+    return f"bench-{kind}-{random_suffix()}"
+
+
+@dataclass(frozen=True)
+class FinishedLog:
+    """One finished step container's log on the upstream."""
+
+    run: str
+    task: str
+    pod: str
+    container: str
+    bytes: int
+    lines: int
+
+
+def finished_log(b: Bench, size: int, secrets: tuple[bytes, ...] = (), env: list[dict] | None = None) -> FinishedLog:
+    """A run whose one step wrote ~`size` bytes and ended: every reader reads the same log. With
+    `env`, the step's container gets those variables (e.g. Secret references)."""
+    step = Step("dump", ci_lines(size, secrets), env=list(env or []))
+    scenario = Scenario("bench-throughput", tasks=[Task("dump", [step])], max_duration=3600)
+    run = b.sim.play(scenario, NS, run_name("throughput")).wait(3600)
+    lines = run.expected_lines("dump", "dump")
+    return FinishedLog(run.name, "dump", run.pods("dump")[0], "step-dump", sum(len(x) + 1 for x in lines), len(lines))
+
+
+def wait_running(b: Bench, run: PlayedRun, task: str, container: str, timeout: float = 30.0) -> str:
+    """The pod of `task`'s first attempt, once the API reports `container` started."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for pod in run.pods(task):
+            code, body = b.cluster.raw("GET", f"/api/v1/namespaces/{NS}/pods/{pod}", b.cluster.admin)
+            status = (json.loads(body).get("status") or {}) if code == 200 else {}
+            for item in status.get("containerStatuses") or []:
+                if item.get("name") == container and ("running" in item["state"] or "terminated" in item["state"]):
+                    return pod
+        if run.done.is_set():
+            run.wait(0)
+        time.sleep(0.02)  # polling the API stands in for a watch: a few requests, off the measured path
+    raise TimeoutError(f"{container} of {run.name} not running after {timeout}s")
+
+
+def wait_created(run: PlayedRun, timeout: float = 30.0) -> None:
+    """Until the simulator has created the PipelineRun (read from its record: no API request)."""
+    deadline = time.monotonic() + timeout
+    while f"PipelineRun/{run.name}" not in run.objects():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{run.name} not created after {timeout}s")
+        time.sleep(0.005)
