@@ -61,7 +61,8 @@ def until_health(port: int, began: float) -> float:
 def container_once(ref: str) -> float:
     port, name = free_port(), f"tpl-cold-{uuid.uuid4().hex[:8]}"
     env = {**HEALTH_ENV, "PORT": str(port)}
-    create = ["create", "--name", name, *knative.RUN_FLAGS, "--network", "host", "--user", knative.IMAGE_UID]
+    create = ["create", "--name", name, *knative.run_flags(build.engine()), "--network", "host"]
+    create += ["--user", knative.IMAGE_UID]
     create += [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
     try:
         build.run_engine(*create, ref, capture=True)

@@ -23,8 +23,6 @@ from tests.sandbox.cluster import Cluster
 from tests.support import PASSWORD, USER, Listener
 from tests.test_manifests import ksvc_literal_env
 
-# On host networking: the sandbox apiserver listens on loopback only.
-KNATIVE_RUN_FLAGS = [*knative.RUN_FLAGS, "--network", "host"]
 IMAGE_UID = knative.IMAGE_UID
 KUBE_DIR = "/var/run/tekton-pipeline-listener"
 # HOME=/tmp in the image; what gunicorn logs when it cannot make or start it.
@@ -38,6 +36,11 @@ def engine(*args: str, check: bool = True, timeout: float = 60) -> subprocess.Co
     return subprocess.run(
         [build.engine(), *args], env=build.engine_env(), capture_output=True, text=True, check=check, timeout=timeout
     )
+
+
+def knative_run_flags() -> list[str]:
+    # On host networking: the sandbox apiserver listens on loopback only.
+    return [*knative.run_flags(build.engine()), "--network", "host"]
 
 
 def trouble(log: str) -> list[str]:
@@ -71,7 +74,7 @@ class ImageContainer(Listener):
             "AUTH_PASSWORD": PASSWORD,
             **env,
         }
-        self.command = ["create", "--name", self.name, *KNATIVE_RUN_FLAGS, "--user", user]
+        self.command = ["create", "--name", self.name, *knative_run_flags(), "--user", user]
         self.command += ["-v", f"{kube}:{KUBE_DIR}:ro"]
         for key, value in variables.items():
             self.command += ["-e", f"{key}={value}"]

@@ -16,7 +16,7 @@ import pytest
 
 from shared.logs.writers import RESUME_MARK
 from tests.image import ctr_import_command, image_archive, image_ref, require_engine
-from tests.image_container import IMAGE_UID, KNATIVE_RUN_FLAGS, ImageContainer, engine, trouble
+from tests.image_container import IMAGE_UID, ImageContainer, engine, knative_run_flags, trouble
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
@@ -72,7 +72,7 @@ def containers(cluster: Cluster, tmp_path: Path) -> Iterator:
 
 
 def test_image_holds_no_installer_compiler_or_cache_and_only_tmp_is_writable(ref: str) -> None:
-    run = engine("run", "--rm", *KNATIVE_RUN_FLAGS, "--user", IMAGE_UID, ref, "python3", "-c", INSIDE)
+    run = engine("run", "--rm", *knative_run_flags(), "--user", IMAGE_UID, ref, "python3", "-c", INSIDE)
     inside = json.loads(run.stdout)
     assert inside["uid"] == 10001
     assert inside["pip"] is False and inside["tools"] == [], inside
