@@ -6,7 +6,7 @@ import pytest
 from flask import Flask
 
 from shared.config import Settings, SettingsError
-from shared.http.endpoint import client_address
+from shared.http.run_request import client_address
 from shared.http.service import Service
 
 app = Flask(__name__)

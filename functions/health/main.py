@@ -5,7 +5,8 @@ from __future__ import annotations
 import functions_framework
 from flask import Request, Response
 
-from shared.http.endpoint import HttpError, endpoint, json_response
+from shared.http.endpoint import endpoint
+from shared.http.responses import HttpError, json_response
 from shared.http.service import Service
 
 

@@ -8,48 +8,49 @@ after what an earlier stream delivered), cursors=true (text: each line prefixed 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import functions_framework
 from flask import Request, Response
 
-from shared.http.endpoint import (
-    HttpError,
-    admit_stream,
-    authorize,
-    client_gone_check,
-    endpoint,
-    kube_error,
-    query_args,
-    run_ref,
-    streaming_response,
-)
-from shared.http.request import LogQuery, resume_token
+from shared.http.endpoint import endpoint
+from shared.http.request import LogQuery
+from shared.http.responses import HttpError, kube_errors_answered, streaming_response
+from shared.http.run_request import RunRequest, admit_stream, parse_run_request
 from shared.http.service import Service
-from shared.kube.client import KubeError
 from shared.logs.options import FollowOptions
 from shared.logs.run_reader import RunFollower
 from shared.logs.tokens import Binding, ResumePoint, TokenError, decode
 from shared.logs.tracker import Tracker
 from shared.logs.writers import NdjsonWriter, TextWriter, Writer
 from shared.runs.lookup import find_pipelinerun
+from shared.runs.model import Obj
 
 
 @functions_framework.http
 @endpoint
 def logs(request: Request, svc: Service) -> Response:
-    ref = run_ref(request, "logs", svc.settings.namespace)
-    principal = authorize(request, svc, ref.namespace)
-    query = LogQuery.parse(query_args(request), svc.settings, request.headers.get("Accept", ""))
-    token = query.resume or resume_token(request.headers.get("Last-Event-ID"))
+    req = parse_run_request(request, svc, "logs", LogQuery.from_request)
+    # Admitted before waiting for the run: a waiting request holds a worker thread as a stream does.
+    lease = admit_stream(svc, req.principal)
     try:
-        run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown)
-    except KubeError as err:
-        raise kube_error(err, f"PipelineRun {ref.namespace}/{ref.name}") from err
+        with kube_errors_answered(req.run.what):
+            run = find_pipelinerun(svc.kube, req.run.namespace, req.run.name, req.query.wait, svc.shutdown)
+        chunks, content_type = _stream(svc, req, run)
+    except BaseException:
+        lease.release()
+        raise
+    return streaming_response(chunks, content_type, lease=lease)
+
+
+def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator[bytes], str]:
+    """The run's log events, read from where the resume token says, written in the asked format."""
+    query = req.query
     binding = Binding.of(str(run["metadata"].get("uid", "")), query.tasks, query.steps)
     point: ResumePoint | None = None
-    if token is not None:
+    if query.resume is not None:
         try:
-            point = decode(token, binding, f"{ref.namespace}/{ref.name}")
+            point = decode(query.resume, binding, f"{req.run.namespace}/{req.run.name}")
         except TokenError as err:
             raise HttpError(err.status, err.message) from err
     deadline = svc.settings.stream_deadline_seconds
@@ -59,9 +60,7 @@ def logs(request: Request, svc: Service) -> Response:
         heartbeat_seconds=query.heartbeat,
         deadline=time.monotonic() + deadline if deadline > 0 else None,
     )
-    follower = RunFollower(
-        svc.kube, svc.registry, run, options, svc.shutdown, client_gone_check(request), point, svc.maskers
-    )
+    follower = RunFollower(svc.kube, svc.registry, run, options, svc.shutdown, req.client_gone, point, svc.maskers)
     tracker = Tracker(binding, point)
     writer: Writer = (
         NdjsonWriter(tracker=tracker)
@@ -69,4 +68,4 @@ def logs(request: Request, svc: Service) -> Response:
         else TextWriter(query.timestamps, tracker, cursors=query.cursors)
     )
     chunks = (b"".join(writer.write(event) for event in batch) for batch in follower.batches())
-    return streaming_response(chunks, writer.content_type, lease=admit_stream(svc, principal))
+    return chunks, writer.content_type

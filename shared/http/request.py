@@ -14,6 +14,10 @@ _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
 
 
+# The request headers an option may come from (`Accept`, `Last-Event-ID`).
+Headers = Mapping[str, str]
+
+
 class QueryError(ValueError):
     """A query option is invalid; the message says which and why."""
 
@@ -95,7 +99,8 @@ class LogQuery:
     format: str  # text | ndjson
     wait: float
     heartbeat: float
-    # A resume token from an earlier stream of this run (checked against the run later).
+    # A resume token from an earlier stream of this run (`resume=`, else the `Last-Event-ID`
+    # header; checked against the run later).
     resume: str | None = None
     # Text mode: every line prefixed with its resume cursor (what `ci/tekton-logs.sh` reads).
     cursors: bool = False
@@ -103,7 +108,11 @@ class LogQuery:
     ALLOWED = frozenset({"task", "step", "timestamps", "format", "wait", "heartbeat", "resume", "cursors"})
 
     @classmethod
-    def parse(cls, args: Args, settings: Settings, accept: str = "") -> LogQuery:
+    def from_request(cls, args: Args, settings: Settings, headers: Headers) -> LogQuery:
+        return cls.parse(args, settings, headers.get("Accept", ""), headers.get("Last-Event-ID"))
+
+    @classmethod
+    def parse(cls, args: Args, settings: Settings, accept: str = "", last_event_id: str | None = None) -> LogQuery:
         _check_known(args, set(cls.ALLOWED))
         fmt = (args.last("format") or "").strip().lower()
         if not fmt:
@@ -120,7 +129,7 @@ class LogQuery:
             format=fmt,
             wait=_seconds(args, "wait", settings.run_wait_seconds, settings.max_wait_seconds),
             heartbeat=heartbeat,
-            resume=resume_token(args.last("resume")),
+            resume=resume_token(args.last("resume")) or resume_token(last_event_id),
             cursors=_bool(args, "cursors", False),
         )
 
@@ -144,6 +153,10 @@ class StatusQuery:
     tasks: bool
 
     ALLOWED = frozenset({"wait", "tasks"})
+
+    @classmethod
+    def from_request(cls, args: Args, settings: Settings, headers: Headers) -> StatusQuery:
+        return cls.parse(args, settings)
 
     @classmethod
     def parse(cls, args: Args, settings: Settings) -> StatusQuery:

@@ -91,9 +91,8 @@ class ListWatch:
                     yield Listed(items)
                     if self._over(deadline, gone):
                         return
-                stream = self.kube.open_watch(
-                    self.resource, self.namespace, version, self.labels, self.fields, self._watch_timeout(deadline)
-                )
+                timeout = self._watch_timeout(deadline)
+                stream = self.kube.open_watch(self.resource, self.namespace, version, self.labels, self.fields, timeout)
                 refused_since = None
                 opened_at = time.monotonic()
                 self._response = stream.response
@@ -110,7 +109,7 @@ class ListWatch:
                 finally:
                     self._response = None
                     stream.close()
-                if time.monotonic() - opened_at < SHORT_WATCH and not self.stop.is_set():
+                if time.monotonic() - opened_at < min(SHORT_WATCH, timeout / 2) and not self.stop.is_set():
                     self._broke("ended at once")
                     if backoff.wait(deadline):
                         return
