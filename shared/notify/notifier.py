@@ -26,7 +26,6 @@ from typing import Any
 from shared.notify.config import ConfigError, Settings
 from shared.notify.delivery import Deliverer, Result
 from shared.notify.events import TERMINAL_RANK, EventError, RunEvent, parse_event
-from shared.notify.senders import already_terminal, build_request, classify, precheck_request
 from shared.notify.state import RunRecord, RunStates
 from shared.notify.targets import Target, select_targets
 
@@ -131,7 +130,8 @@ class Notifier:
         if check_terminal and event.rank < TERMINAL_RANK and self._terminal_already(target, logs_url, label):
             log.info("%s %s %s: this run's status there is already terminal, not sent", run, event.state, label)
             return Result("done", 0, None, "already terminal")
-        result = self.deliverer.send(build_request(event, target, logs_url), lambda r: classify(target, r), label)
+        sender = target.sender
+        result = self.deliverer.send(sender.request(event, target, logs_url), sender.classify, label)
         level = logging.INFO if result.delivered else logging.ERROR
         log.log(
             level,
@@ -147,7 +147,7 @@ class Notifier:
 
     def _terminal_already(self, target: Target, logs_url: str, label: str) -> bool:
         """The terminal-state check: one GET, no retries; any trouble means "not known to be terminal"."""
-        check = precheck_request(target)
+        check = target.sender.precheck(target)
         if check is None or not logs_url:
             return False
         try:
@@ -155,4 +155,4 @@ class Notifier:
         except (OSError, ValueError) as e:
             log.warning("%s: terminal-state check failed (%s), posting anyway", label, type(e).__name__)
             return False
-        return already_terminal(target, logs_url, response)
+        return target.sender.already_terminal(target, logs_url, response)

@@ -1,0 +1,139 @@
+"""Incoming webhooks: Slack messages and signed generic webhooks, one sender each.
+
+Slack:   POST <incoming webhook URL>, JSON {"text", "blocks"}
+Webhook: POST <url>, JSON body below, X-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>
+
+URLs and secrets come from the environment or the config file, never from annotations: an
+annotation only picks names the config defines ("true" picks the default from the environment).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+
+from shared.notify.events import STATES, TERMINAL_STATES, RunEvent
+from shared.notify.sender import USER_AGENT, HttpRequest, PostingSender, json_body, post_json, truncate
+from shared.notify.target import Target, TargetContext, env_name
+
+_SLACK_WORDS = {
+    "queued": (":hourglass:", "is queued"),
+    "started": (":arrow_forward:", "started"),
+    "running": (":arrows_counterclockwise:", "is running"),
+    "unknown": (":arrows_counterclockwise:", "is in progress"),
+    "successful": (":white_check_mark:", "succeeded"),
+    "failed": (":x:", "failed"),
+}
+
+
+class SlackSender(PostingSender):
+    kind = "slack"
+    default_states = TERMINAL_STATES
+
+    def targets(self, ctx: TargetContext) -> list[Target]:
+        out = []
+        for name in ctx.names("slack"):
+            if name == "default":
+                url = ctx.secret("SLACK_WEBHOOK_URL")
+                error = "" if url else "no Slack webhook (SLACK_WEBHOOK_URL or SLACK_WEBHOOK_URL_FILE)"
+            elif name in ctx.config.slack_webhooks:
+                entry = ctx.config.slack_webhooks[name]
+                variable = entry.get("url_env", "") or f"SLACK_WEBHOOK_URL_{env_name(name)}"
+                url = ctx.secret(variable, entry.get("url_file"))
+                error = "" if url else f"Slack webhook {name!r} has no URL (url_file)"
+            else:
+                url, error = None, f"Slack webhook {name!r} is not in the config"
+            out.append(ctx.target(self, name, secret=url, context=ctx.context, error=error))
+        return out
+
+    def request(self, event: RunEvent, target: Target, logs_url: str) -> HttpRequest:
+        return post_json(target.secret or "", {"User-Agent": USER_AGENT}, slack_body(event, target, logs_url))
+
+
+class WebhookSender(PostingSender):
+    kind = "webhook"
+    default_states = frozenset(STATES)
+
+    def targets(self, ctx: TargetContext) -> list[Target]:
+        out = []
+        for name in ctx.names("webhook"):
+            if name == "default":
+                url, secret = ctx.settings.env.text("WEBHOOK_URL"), ctx.secret("WEBHOOK_SECRET")
+            elif name in ctx.config.webhooks:
+                entry = ctx.config.webhooks[name]
+                url = entry.get("url", "")
+                variable = entry.get("secret_env", "") or f"WEBHOOK_SECRET_{env_name(name)}"
+                secret = ctx.secret(variable, entry.get("secret_file"))
+            else:
+                url, secret = "", None
+            error = ""
+            if not url:
+                error = f"webhook {name!r} has no URL"
+            elif not secret:
+                error = f"webhook {name!r} has no secret (secret_file / WEBHOOK_SECRET[_FILE])"
+            out.append(ctx.target(self, name, url=url, secret=secret, context=ctx.context, sha=ctx.sha, error=error))
+        return out
+
+    def request(self, event: RunEvent, target: Target, logs_url: str) -> HttpRequest:
+        raw = json_body(webhook_body(event, target, logs_url))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            "X-Signature-256": sign(target.secret or "", raw),
+            "X-Notify-Delivery": f"{event.uid}/{event.state}",
+        }
+        return HttpRequest("POST", target.url, headers, raw)
+
+
+def _slack_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_body(event: RunEvent, target: Target, logs_url: str) -> dict[str, Any]:
+    emoji, verb = _SLACK_WORDS[event.state]
+    if event.cancelled:
+        emoji, verb = ":no_entry_sign:", "was cancelled"
+    run = f"{event.namespace}/{event.name}"
+    text = f"{emoji} PipelineRun {run} {verb}"
+    title = f"<{logs_url}|{_slack_escape(run)}>" if logs_url else _slack_escape(run)
+    lines = [f"{emoji} PipelineRun *{title}* {verb}"]
+    if event.reason or event.message:
+        lines.append(_slack_escape(truncate(f"{event.reason}: {event.message}".strip(": "), 2000)))
+    context = [f"pipeline `{_slack_escape(event.pipeline)}`"]
+    if target.sha:
+        context.append(f"commit `{target.sha[:12]}`")
+    if logs_url:
+        context.append(f"<{logs_url}|logs>")
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(context)}]},
+        ],
+    }
+
+
+def webhook_body(event: RunEvent, target: Target, logs_url: str) -> dict[str, Any]:
+    return {
+        "id": f"{event.uid}/{event.state}",
+        "type": event.event_type,
+        "state": event.state,
+        "reason": event.reason,
+        "message": event.message,
+        "pipelineRun": {
+            "namespace": event.namespace,
+            "name": event.name,
+            "uid": event.uid,
+            "pipeline": event.pipeline,
+            "startTime": event.start_time or None,
+            "completionTime": event.completion_time or None,
+        },
+        "sha": target.sha or None,
+        "context": target.context,
+        "logsUrl": logs_url or None,
+    }
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
