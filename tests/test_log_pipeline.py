@@ -3,14 +3,18 @@ every line arrives once; secrets are masked across the pieces of a long line."""
 
 from __future__ import annotations
 
+import json
 import threading
 from types import SimpleNamespace
 
 from shared.logs.attempt import AttemptReader
-from shared.logs.cursor import Cursor
+from shared.logs.cursor import Cursor, timestamp_ns
 from shared.logs.events import LogLines
 from shared.logs.lines import MAX_LINE, LineSplitter
 from shared.logs.masking import SecretMasker
+from shared.logs.tokens import Binding, decode
+from shared.logs.tracker import Tracker
+from shared.logs.writers import NdjsonWriter
 from shared.runs.model import Attempt
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS
@@ -74,3 +78,26 @@ def test_secrets_straddling_the_pieces_of_a_long_line_are_masked() -> None:
         first = events[0]
         assert 0 < first.cursor.piece < len(first.data) - len(stamp) + len(secret)
         assert events[-1].cursor == Cursor(first.cursor.ns, 1)
+
+
+def test_ndjson_objects_are_the_same_built_from_templates_or_by_the_encoder() -> None:
+    stamps = [f"2026-01-01T00:00:0{i // 3}.5Z".encode() for i in range(9)]  # three lines per timestamp
+    safe = [b"plain line %d" % i for i in range(9)]
+    unsafe = [b'quote " and \\ and \xc3\xa9 and \xff %d' % i for i in range(9)]
+    for tracked in (True, False):
+        objects = []
+        for contents in (safe, unsafe):
+            data = b"".join(s + b" " + c + b"\n" for s, c in zip(stamps, contents, strict=True))
+            cursor = Cursor(timestamp_ns(stamps[-1]), 3)
+            tracker = Tracker(Binding.of("uid")) if tracked else None
+            raw = NdjsonWriter(tracker).write(LogLines("t", "s", data, 9, cursor, True, 2, "pod", 1))
+            objects.append([json.loads(line) for line in raw.splitlines()])
+        for plain, escaped in zip(*objects, strict=True):
+            assert list(plain) == list(escaped)  # the same keys in the same order
+            assert plain["timestamp"] == escaped["timestamp"] and plain.get("cursor") == escaped.get("cursor")
+        assert [o["line"] for o in objects[0]] == [c.decode() for c in safe]
+        assert objects[1][0]["line"] == 'quote " and \\ and é and \ufffd 0'
+        if tracked:
+            # Each line's cursor names that line: lines sharing a timestamp are counted.
+            fifth = decode(objects[0][4]["cursor"], Binding.of("uid")).position("pod")
+            assert fifth == (1, Cursor(timestamp_ns(stamps[4]), 2))

@@ -13,7 +13,7 @@ import select
 from collections.abc import Iterator
 from typing import Any
 
-READ_SIZE = 256 * 1024
+READ_SIZE = 64 * 1024  # x MAX_BATCHES in flight per stream: 4 MiB at most
 
 
 class BodyError(Exception):

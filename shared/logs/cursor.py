@@ -14,9 +14,18 @@ from dataclasses import dataclass
 _SECONDS: dict[bytes, int] = {}  # parsed whole seconds: lines of one second share the work
 
 
+_SCALE = [10 ** (9 - n) for n in range(10)]  # a fraction of n digits, in ns per unit
+
+
 def timestamp_ns(value: str | bytes) -> int:
     """RFC 3339 in UTC with up to nanoseconds (Go's RFC3339Nano trims trailing zeros) to Unix ns."""
     raw = value.encode("ascii", "replace") if isinstance(value, str) else value
+    # The kubelet's own form, in a second seen before: one lookup and one int().
+    seconds = _SECONDS.get(raw[:19])
+    if seconds is not None and raw[19:20] == b"." and raw[-1:] == b"Z" and 21 < len(raw) <= 30:
+        digits = raw[20:-1]
+        if digits.isdigit():
+            return seconds * 1_000_000_000 + int(digits) * _SCALE[len(digits)]
     if raw[-1:] != b"Z" or len(raw) < 20:
         raise ValueError(f"not a UTC timestamp: {value!r}")
     body, frac = raw[:19], 0

@@ -20,7 +20,7 @@ from typing import Any
 from shared.kube.client import Kube
 from shared.logs import notices
 from shared.logs.attempt import AttemptReader
-from shared.logs.events import AttemptDone, Event, Heartbeat, Notice, RunFinished, RunStarted, StreamEnded
+from shared.logs.events import AttemptDone, Event, Heartbeat, LogLines, Notice, RunFinished, RunStarted, StreamEnded
 from shared.logs.options import FollowOptions
 from shared.logs.secret_values import SecretMaskers
 from shared.logs.tokens import ResumePoint
@@ -45,6 +45,9 @@ CATCH_UP_SECONDS = 5.0
 DELETED_POD_GRACE = 5.0
 # Log batches in flight between container readers and a slow client: back-pressure, not memory.
 MAX_BATCHES = 64
+# Log bytes per write at most: what is ready beyond that waits, so a writer that is slower than its
+# readers (NDJSON) never formats the whole queue at once.
+BATCH_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -98,18 +101,20 @@ class RunFollower:
 
     # -- public ----------------------------------------------------------------------------------
     def batches(self) -> Iterator[list[Event]]:
-        """Events grouped by what was ready at once, so a writer can send them in one write."""
+        """Events grouped by what was ready at once (up to `BATCH_BYTES` of log lines), so a
+        writer can send them in one write."""
         batch: list[Event] = [RunStarted(self.namespace, self.name, resumed=self.resumed)]
+        size = 0
         watch = self.registry.acquire(self.namespace, self.name, self.initial)
         watch.add_listener(self._on_change)
         try:
             for item in self._loop(watch):
-                if item is _FLUSH:
-                    if batch:
-                        yield batch
-                        batch = []
-                else:
+                if item is not _FLUSH:
                     batch.append(item)
+                    size += len(item.data) if isinstance(item, LogLines) else 0
+                if (item is _FLUSH or size >= BATCH_BYTES) and batch:
+                    yield batch
+                    batch, size = [], 0
             if batch:
                 yield batch
         finally:
@@ -228,8 +233,8 @@ class RunFollower:
                     self._finished_attempts.add(attempt.pod)
             pending.extend((taskrun, a) for a in attempts if a.pod not in self._started)
         for taskrun, attempt in pending:
-            pod = pods.get(attempt.pod)
-            live = not is_done(taskrun) or (pod is not None and _pod_active(pod))
+            containers = pod_containers(pods[attempt.pod]) if attempt.pod in pods else []
+            live = not is_done(taskrun) or any(c.state != "terminated" for c in containers)
             if not live:
                 if self._replaying is not None:
                     continue  # finished attempts are replayed one at a time, in start order
@@ -281,10 +286,6 @@ class RunFollower:
             if self._stop.is_set():
                 return
         self._queue.put(events)
-
-
-def _pod_active(pod: Obj) -> bool:
-    return any(c.state != "terminated" for c in pod_containers(pod))
 
 
 def _children_lagging(pipelinerun: Obj, taskruns: list[Obj], wanted: Callable[[str], bool]) -> bool:

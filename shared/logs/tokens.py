@@ -164,6 +164,8 @@ _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 _POD = struct.Struct(">I")
 _NS = struct.Struct(">Q")
 _CRC16 = struct.Struct(">H")
+_NS_SMALL = struct.Struct(">QBB")  # ns, and `same` and `piece` when each fits one varint byte
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -217,13 +219,19 @@ class ActiveEncoder:
                 _entry(pod, index, cursor, target)
         self.head, self.tail, self.crc = bytes(head), bytes(tail), stable_crc
 
-    def text(self, cursor: Cursor) -> str:
-        body = bytearray(self.head)
-        body += _NS.pack(max(cursor.ns, 0))  # a line without a timestamp before any with one
-        _varint(cursor.same, body)
-        _varint(cursor.piece, body)
-        body += self.tail
-        return _sealed(body, self.crc)
+    def text(self, ns: int, same: int, piece: int = 0) -> bytes:
+        """The active part (base64url, ASCII) with this entry at (`ns`, `same`, `piece`)."""
+        ns = max(ns, 0)  # a line without a timestamp before any with one
+        if same < 0x80 and piece < 0x80:
+            body = self.head + _NS_SMALL.pack(ns, same, piece) + self.tail
+        else:
+            packed = bytearray(self.head)
+            packed += _NS.pack(ns)
+            _varint(same, packed)
+            _varint(piece, packed)
+            body = bytes(packed + self.tail)
+        sealed = body + _CRC16.pack(zlib.crc32(body, self.crc) & 0xFFFF)
+        return binascii.b2a_base64(sealed, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def decode(token: str, binding: Binding, run_name: str = "the run") -> ResumePoint:

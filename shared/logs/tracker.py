@@ -47,29 +47,29 @@ class Tracker:
         entry = self.active.get(key)
         self.active[key] = (index, Cursor(ns, 1) if entry is None or entry[0] != index else entry[1].after(ns))
 
-    def line_cursors(self, pod: str, index: int, stamps: list[bytes], end: Cursor) -> list[str]:
+    def line_cursors(self, pod: str, index: int, stamps: list[bytes], end: Cursor) -> list[bytes]:
         """Moves past lines stamped `stamps` (the last one ending at `end`); returns the active
-        part of the token after each (see `token`)."""
+        part of the token after each (base64url bytes; see `token`)."""
         _, crc = self.stable()
         if not pod or index < 0 or not end.started:
-            return [encode_active(self.active, crc)] * len(stamps)
+            return [encode_active(self.active, crc).encode()] * len(stamps)
         key = self._pod(pod)
         entry = self.active.get(key)
-        cursor = entry[1] if entry is not None and entry[0] == index else Cursor()
-        self.active[key] = (index, cursor)
+        ns, same = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == index else (-1, 0)
+        self.active[key] = (index, end)
         encoder = ActiveEncoder(self.active, key, crc)
+        text = encoder.text
         parts = []
-        last = len(stamps) - 1
-        for i, stamp in enumerate(stamps):
-            if i == last:
-                cursor = end
-            elif stamp:
-                try:
-                    cursor = cursor.after(timestamp_ns(stamp))
-                except ValueError:
-                    pass
-            parts.append(encoder.text(cursor))
-        self.active[key] = (index, cursor)
+        for stamp in stamps[:-1]:
+            try:
+                stamped = timestamp_ns(stamp)
+            except (ValueError, IndexError):  # a line without a timestamp moves nothing
+                parts.append(text(ns, same))
+                continue
+            same = same + 1 if stamped == ns else 1
+            ns = stamped
+            parts.append(text(ns, same))
+        parts.append(text(end.ns, end.same, end.piece))
         return parts
 
     def attempt_done(self, pod: str) -> None:
