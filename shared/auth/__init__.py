@@ -17,7 +17,8 @@ There are no default credentials: with none configured every request is refused 
 log says why. Details and settings: docs/security.md.
 """
 
-from shared.auth.authenticator import Authenticator, Decision, Principal
+from shared.auth.authenticator import Authenticator
+from shared.auth.decision import Decision, Principal
 from shared.auth.limits import StreamLease, StreamLimiter, StreamLimitExceeded
 
 __all__ = ["Authenticator", "Decision", "Principal", "StreamLease", "StreamLimitExceeded", "StreamLimiter"]

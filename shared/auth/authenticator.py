@@ -13,106 +13,32 @@ import logging
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 
 import bcrypt
 
+from shared.auth.cache import VerifiedCache
 from shared.auth.credentials import Credentials, CredentialsFile, token_digest
+from shared.auth.decision import Decision, Principal
 from shared.auth.limits import Clock, RecentSet, SlidingWindow
+from shared.auth.snapshot import Snapshot, User, build_snapshot
 from shared.config import DEFAULT_BCRYPT_COST, AuthSettings, Env, load
 
 log = logging.getLogger(__name__)
 
-REALM = "tekton-pipeline-listener"
-NOT_CONFIGURED = "authentication is not configured on this service"
 # Far above any real credential (a 72-byte bcrypt password or a 47-character token in base64), far
 # below what would make decoding cost anything.
 MAX_AUTHORIZATION_LENGTH = 4096
 MAX_USERNAME_LENGTH = 256
 BCRYPT_MAX_PASSWORD = 72  # bcrypt ignores the rest; bcrypt 5 raises instead, so truncate as htpasswd does
 KNOWN_ADDRESS_TTL = 24 * 3600.0
-MAX_CACHE_ENTRIES = 4096
 
 CheckPw = Callable[[bytes, bytes], bool]
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller and the namespaces it may read (None: all)."""
-
-    name: str
-    namespaces: frozenset[str] | None = None
-    kind: str = "user"  # "user" (Basic) or "token" (Bearer)
-
-    def may_read(self, namespace: str) -> bool:
-        return self.namespaces is None or namespace in self.namespaces
-
-
-@dataclass(frozen=True)
-class Decision:
-    ok: bool
-    principal: Principal | None = None
-    status: int = 200
-    error: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def allow(cls, principal: Principal) -> Decision:
-        return cls(ok=True, principal=principal)
-
-    @classmethod
-    def challenge(cls, error: str) -> Decision:
-        return cls(
-            ok=False, status=401, error=error, headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
-        )
-
-    @classmethod
-    def too_many(cls, retry_after: int) -> Decision:
-        return cls(
-            ok=False,
-            status=429,
-            error="too many failed authentication attempts; retry later",
-            headers={"Retry-After": str(retry_after)},
-        )
-
-    @classmethod
-    def unavailable(cls) -> Decision:
-        return cls(ok=False, status=503, error=NOT_CONFIGURED)
-
-
-@dataclass(frozen=True)
-class _User:
-    principal: Principal
-    password_hash: bytes
-    prehashed: bool  # the env user: password_hash holds sha256(password), compared in constant time
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    """One immutable version of the configuration; swapped whole on reload."""
-
-    generation: int
-    users: Mapping[str, _User]
-    tokens: tuple[tuple[bytes, Principal], ...]
-    dummy_hash: bytes
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.users or self.tokens)
 
 
 def _shown(value: str) -> str:
     """A caller-supplied value made safe for one log line."""
     return repr(value[:64])
-
-
-def _dummy_hash(cost: int) -> bytes:
-    """A well-formed bcrypt hash labelled `cost` that no password matches, made at cost 4: checking
-    against it costs as much as any real hash of `cost`, building it costs nothing."""
-    cheap = bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(4))
-    return b"$2b$%02d$" % cost + cheap[7:]
 
 
 class Authenticator:
@@ -137,13 +63,11 @@ class Authenticator:
         self._clock = clock
         self._checkpw = checkpw
         self._bcrypt_cost = bcrypt_cost
-        self._cache_ttl = cache_ttl
         self._reload_interval = reload_interval
         # A fresh random key per process: cache keys are useless outside this process and cannot
         # be precomputed from guessed passwords.
         self._cache_key = secrets.token_bytes(32)
-        self._cache: dict[bytes, tuple[Principal, float, int]] = {}
-        self._cache_lock = threading.Lock()
+        self._cache = VerifiedCache(cache_ttl, clock)
         self._address_failures = SlidingWindow(max_failures_per_address, failure_window, clock)
         self._user_failures = SlidingWindow(max_failures_per_user, failure_window, clock)
         self._known_addresses = RecentSet(known_address_ttl, clock)
@@ -217,50 +141,18 @@ class Authenticator:
         finally:
             self._reload_lock.release()
 
-    def _build(self, loaded: tuple[Credentials, list[str]]) -> _Snapshot:
+    def _build(self, loaded: tuple[Credentials, list[str]]) -> Snapshot:
         credentials, problems = loaded
         level = logging.ERROR if self._file is not None and self._file.unusable else logging.WARNING
         for problem in problems:
             log.log(level, "%s", problem)
-        # Unknown users are verified against a dummy hash of the cost most users have, and the env
-        # user is hashed at that cost too, so a wrong password costs the same for every name.
-        costs = Counter(entry.cost for entry in credentials.users.values())
-        cost = max(costs, key=lambda c: (costs[c], c)) if costs else self._bcrypt_cost
-        if len(costs) > 1:
-            log.warning(
-                "credentials file mixes bcrypt costs %s; failed logins of users with a different cost than %d "
-                "are distinguishable by timing from unknown users",
-                sorted(costs),
-                cost,
-            )
-        users: dict[str, _User] = {
-            name: _User(Principal(name, entry.namespaces, "user"), entry.password_hash, prehashed=False)
-            for name, entry in credentials.users.items()
-        }
-        if self._env_user is not None and self._env_password is not None:
-            if self._env_user in users:
-                log.warning(
-                    "user %s is defined in the credentials file and AUTH_USERNAME; the file wins", self._env_user
-                )
-            else:
-                # The service holds this password in clear anyway: a digest compare costs microseconds,
-                # so a cold start does not pay bcrypt to build or check it (failures still do, below).
-                env_digest = hashlib.sha256(self._env_password).digest()
-                users[self._env_user] = _User(Principal(self._env_user, None, "user"), env_digest, prehashed=True)
-        tokens = tuple((entry.digest, Principal(entry.name, entry.namespaces, "token")) for entry in credentials.tokens)
         self._generation += 1
-        snapshot = _Snapshot(
-            generation=self._generation,
-            users=users,
-            tokens=tokens,
-            dummy_hash=_dummy_hash(cost),
-        )
-        with self._cache_lock:
-            self._cache.clear()  # a changed file may have revoked or re-scoped a cached user
+        snapshot = build_snapshot(credentials, self._env_user, self._env_password, self._bcrypt_cost, self._generation)
+        self._cache.clear()  # a changed file may have revoked or re-scoped a cached user
         self._log_configuration(snapshot, credentials)
         return snapshot
 
-    def _log_configuration(self, snapshot: _Snapshot, credentials: Credentials) -> None:
+    def _log_configuration(self, snapshot: Snapshot, credentials: Credentials) -> None:
         if not snapshot.configured:
             if self._was_configured is not False:
                 sources = "AUTH_USERNAME/AUTH_PASSWORD" + (f" or AUTH_FILE={self._file.path}" if self._file else "")
@@ -302,7 +194,7 @@ class Authenticator:
             return self._bearer(value, address, snapshot)
         return Decision.challenge("unsupported authorization scheme; use HTTP Basic or Bearer")
 
-    def _basic(self, value: str, address: str, snapshot: _Snapshot) -> Decision:
+    def _basic(self, value: str, address: str, snapshot: Snapshot) -> Decision:
         try:
             decoded = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):  # ValueError: non-ASCII characters
@@ -319,7 +211,7 @@ class Authenticator:
             return Decision.challenge("invalid credentials")
 
         cache_key = hmac.digest(self._cache_key, b"basic\0" + raw_user + b"\0" + password, "sha256")
-        cached = self._cache_get(cache_key, snapshot.generation)
+        cached = self._cache.get(cache_key, snapshot.generation)
         if cached is not None:
             # Proven correct earlier: never blocked by failures of others (see docs/security.md).
             return Decision.allow(cached)
@@ -340,13 +232,13 @@ class Authenticator:
             assert entry is not None
             self._address_failures.undo(address, address_stamp)
             self._user_failures.undo(user, user_stamp)
-            self._cache_put(cache_key, entry.principal, snapshot.generation)
+            self._cache.put(cache_key, entry.principal, snapshot.generation)
             self._known_addresses.add((user, address))
             return Decision.allow(entry.principal)
         self._failed(address, user, known=entry is not None)
         return Decision.challenge("invalid credentials")
 
-    def _verify(self, entry: _User | None, password: bytes, snapshot: _Snapshot) -> bool:
+    def _verify(self, entry: User | None, password: bytes, snapshot: Snapshot) -> bool:
         try:
             if entry is None:
                 # Same work as a known user with a wrong password: timing does not tell names apart.
@@ -362,7 +254,7 @@ class Authenticator:
             log.error("bcrypt refused the stored hash of a user; treating the login as failed")
             return False
 
-    def _bearer(self, value: str, address: str, snapshot: _Snapshot) -> Decision:
+    def _bearer(self, value: str, address: str, snapshot: Snapshot) -> Decision:
         if not value.isascii() or not value.isprintable() or " " in value:
             return Decision.challenge("malformed Bearer token")
         digest = token_digest(value)
@@ -391,28 +283,3 @@ class Authenticator:
             log.warning("failed authentications from %s reached the limit; blocked for a while", _shown(address))
         if user is not None and known and self._user_failures.retry_after(user):
             log.warning("failed authentications for user %s reached the limit; new addresses blocked", user)
-
-    def _cache_get(self, key: bytes, generation: int) -> Principal | None:
-        if self._cache_ttl <= 0:
-            return None
-        with self._cache_lock:
-            item = self._cache.get(key)
-            if item is None:
-                return None
-            principal, expires, item_generation = item
-            if item_generation != generation or self._clock() >= expires:
-                del self._cache[key]
-                return None
-            return principal
-
-    def _cache_put(self, key: bytes, principal: Principal, generation: int) -> None:
-        if self._cache_ttl <= 0:
-            return
-        now = self._clock()
-        with self._cache_lock:
-            if len(self._cache) >= MAX_CACHE_ENTRIES:
-                for stale in [k for k, (_, expires, _) in self._cache.items() if expires <= now]:
-                    del self._cache[stale]
-                while len(self._cache) >= MAX_CACHE_ENTRIES:
-                    del self._cache[next(iter(self._cache))]
-            self._cache[key] = (principal, now + self._cache_ttl, generation)

@@ -10,24 +10,24 @@ _SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a
 
 def namespace_problem(value: str) -> str | None:
     """Why `value` is not a valid namespace (an RFC 1123 label), or None."""
-    if not value:
-        return "namespace is empty"
-    if len(value) > 63:
-        return "namespace is longer than 63 characters"
-    if not _LABEL.match(value):
-        return "namespace must consist of lower case alphanumeric characters or '-', and start and end with one"
-    return None
+    rule = "must consist of lower case alphanumeric characters or '-', and start and end with one"
+    return _problem(value, "namespace", 63, _LABEL, rule)
 
 
 def object_name_problem(value: str) -> str | None:
     """Why `value` is not a valid object name (an RFC 1123 subdomain), or None."""
+    rule = (
+        "must consist of lower case alphanumeric characters, '-' or '.', "
+        "and start and end with an alphanumeric character"
+    )
+    return _problem(value, "name", 253, _SUBDOMAIN, rule)
+
+
+def _problem(value: str, what: str, longest: int, pattern: re.Pattern[str], rule: str) -> str | None:
     if not value:
-        return "name is empty"
-    if len(value) > 253:
-        return "name is longer than 253 characters"
-    if not _SUBDOMAIN.match(value):
-        return (
-            "name must consist of lower case alphanumeric characters, '-' or '.', "
-            "and start and end with an alphanumeric character"
-        )
+        return f"{what} is empty"
+    if len(value) > longest:
+        return f"{what} is longer than {longest} characters"
+    if not pattern.match(value):
+        return f"{what} {rule}"
     return None

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from shared.notify.events import RunEvent
-from shared.notify.target import Target, TargetContext
+from shared.notify.target import Kind, Target, TargetContext
 
 USER_AGENT = "tekton-pipeline-listener-notify/0.1"
 
@@ -43,10 +43,7 @@ class HttpResponse:
         return None
 
 
-class Sender(Protocol):
-    kind: str
-    default_states: frozenset[str]
-
+class Sender(Kind, Protocol):
     def targets(self, ctx: TargetContext) -> list[Target]: ...
 
     def request(self, event: RunEvent, target: Target, logs_url: str) -> HttpRequest: ...

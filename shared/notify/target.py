@@ -6,13 +6,10 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from shared.notify.config import FileConfig, Settings
 from shared.notify.events import STATES, TERMINAL_STATES, RunEvent
-
-if TYPE_CHECKING:
-    from shared.notify.sender import Sender
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +39,13 @@ def parse_states(value: str | None, default: frozenset[str]) -> frozenset[str]:
     if bad:
         log.warning("notify-on: ignoring unknown states %s", ", ".join(bad))
     return frozenset(states) if states or not bad else default
+
+
+class Kind(Protocol):
+    """What a target needs to know of its sender (the whole protocol: `shared.notify.sender`)."""
+
+    kind: str
+    default_states: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -86,19 +90,19 @@ class TargetContext:
         names = [n.strip() for n in self.value(key).split(",") if n.strip()]
         return ["default" if n.lower() in _DEFAULT_NAMES else n for n in names]
 
-    def states(self, sender: Sender) -> frozenset[str]:
+    def states(self, sender: Kind) -> frozenset[str]:
         run_states = parse_states(self.merged.get("notify-on"), sender.default_states)
         return parse_states(self.merged.get(f"{sender.kind}-notify-on"), run_states)
 
     def secret(self, name: str, file_path: str | None = None) -> str | None:
         return self.settings.env.secret(name, file_path)
 
-    def commit_target(self, sender: Sender, key: str, url: str, token: str | None, error: str, **fields: Any) -> Target:
+    def commit_target(self, sender: Kind, key: str, url: str, token: str | None, error: str, **fields: Any) -> Target:
         """A commit-status target: this run's commit and status name on the forge at `url`."""
         fields.update(url=url, sha=self.sha, context=self.context, secret=token, error=error)
         return self.target(sender, key, **fields)
 
-    def target(self, sender: Sender, key: str, **fields: Any) -> Target:
+    def target(self, sender: Kind, key: str, **fields: Any) -> Target:
         return Target(kind=sender.kind, key=f"{sender.kind}|{key}", states=self.states(sender), sender=sender, **fields)
 
 
