@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from shared.config import Settings
-from shared.http.request import Args, LogQuery, QueryError
+from shared.http.query import Args, LogQuery, QueryError
 from shared.kube.names import namespace_problem, object_name_problem
 from shared.logs.events import Heartbeat, Notice, RunFinished, RunStarted
 from shared.logs.writers import NdjsonWriter, TextWriter

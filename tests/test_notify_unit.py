@@ -14,9 +14,9 @@ from shared.notify.config import RetryPolicy, Settings
 from shared.notify.delivery import Deliverer, retry_after_seconds
 from shared.notify.events import EventError, parse_event
 from shared.notify.notifier import Notifier
+from shared.notify.selection import parse_states, select_targets
 from shared.notify.senders import HttpRequest, HttpResponse, already_terminal, build_request, classify, sign
 from shared.notify.state import RunStates
-from shared.notify.targets import parse_states, select_targets
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
 T = "dev.tekton.event.pipelinerun.{}.v1"

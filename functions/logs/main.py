@@ -14,7 +14,7 @@ import functions_framework
 from flask import Request, Response
 
 from shared.http.endpoint import endpoint
-from shared.http.request import LogQuery
+from shared.http.query import LogQuery
 from shared.http.responses import HttpError, kube_errors_answered, streaming_response
 from shared.http.run_request import RunRequest, admit_stream, parse_run_request
 from shared.http.service import Service

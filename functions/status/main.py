@@ -10,7 +10,7 @@ import functions_framework
 from flask import Request, Response
 
 from shared.http.endpoint import endpoint
-from shared.http.request import StatusQuery
+from shared.http.query import StatusQuery
 from shared.http.responses import json_response, kube_errors_answered
 from shared.http.run_request import parse_run_request
 from shared.http.service import Service

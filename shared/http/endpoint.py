@@ -15,7 +15,7 @@ from flask import Request, Response, current_app, has_app_context
 from werkzeug.exceptions import HTTPException
 
 from shared.config import SettingsError
-from shared.http.request import QueryError
+from shared.http.query import QueryError
 from shared.http.responses import HttpError, error_response, json_response, kube_error
 from shared.http.run_request import client_address
 from shared.http.server_hooks import SECURITY_HEADERS, install_error_pages

@@ -19,7 +19,7 @@ from flask import Request
 
 from shared.auth import Principal, StreamLease, StreamLimitExceeded
 from shared.config import Settings
-from shared.http.request import Args, Headers
+from shared.http.query import Args, Headers
 from shared.http.responses import HttpError
 from shared.http.service import Service
 from shared.kube.names import namespace_problem, object_name_problem

@@ -27,7 +27,7 @@ from urllib.parse import quote, urlencode
 
 from shared.notify.config import DEFAULT_GITHUB_API_URL, DEFAULT_GITLAB_URL
 from shared.notify.events import STATES, RunEvent
-from shared.notify.sender import (
+from shared.notify.protocol import (
     USER_AGENT,
     HttpRequest,
     HttpResponse,

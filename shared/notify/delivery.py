@@ -24,7 +24,7 @@ from typing import Protocol
 
 from shared.kube.retry import backoff_delay
 from shared.notify.config import RetryPolicy
-from shared.notify.sender import HttpRequest, HttpResponse, Verdict
+from shared.notify.protocol import HttpRequest, HttpResponse, Verdict
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import hmac
 from typing import Any
 
 from shared.notify.events import STATES, TERMINAL_STATES, RunEvent
-from shared.notify.sender import USER_AGENT, HttpRequest, PostingSender, json_body, post_json, truncate
+from shared.notify.protocol import USER_AGENT, HttpRequest, PostingSender, json_body, post_json, truncate
 from shared.notify.target import Target, TargetContext, env_name
 
 _SLACK_WORDS = {

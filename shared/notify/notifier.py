@@ -26,8 +26,8 @@ from typing import Any
 from shared.notify.config import ConfigError, Settings
 from shared.notify.delivery import Deliverer, Result
 from shared.notify.events import TERMINAL_RANK, EventError, RunEvent, parse_event
+from shared.notify.selection import Target, select_targets
 from shared.notify.state import RunRecord, RunStates
-from shared.notify.targets import Target, select_targets
 
 log = logging.getLogger(__name__)
 

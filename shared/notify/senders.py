@@ -9,7 +9,7 @@ from __future__ import annotations
 from shared.notify.commit_status import GitHubSender, GitLabSender
 from shared.notify.events import RunEvent
 from shared.notify.hooks import SlackSender, WebhookSender, sign
-from shared.notify.sender import HttpRequest, HttpResponse, Sender, Verdict
+from shared.notify.protocol import HttpRequest, HttpResponse, Sender, Verdict
 from shared.notify.target import Target
 
 SENDERS: tuple[Sender, ...] = (GitLabSender(), GitHubSender(), SlackSender(), WebhookSender())

@@ -42,7 +42,7 @@ def parse_states(value: str | None, default: frozenset[str]) -> frozenset[str]:
 
 
 class Kind(Protocol):
-    """What a target needs to know of its sender (the whole protocol: `shared.notify.sender`)."""
+    """What a target needs to know of its sender (the whole protocol: `shared.notify.protocol`)."""
 
     kind: str
     default_states: frozenset[str]
