@@ -8,13 +8,13 @@ settings, so `make run` and the tests see what CI jobs see.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from functions_framework import create_app
 
+from shared.config import Env, Settings, load
 from shared.http.server_hooks import SECURITY_HEADERS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,9 +51,8 @@ def build() -> Router:
 def main() -> None:
     from functions_framework._http.gunicorn import GunicornApplication
 
-    port = int(os.environ.get("PORT", "8080"))
-    host = os.environ.get("HOST", "127.0.0.1")
-    GunicornApplication(build(), host, port, False).run()
+    env = Env()
+    GunicornApplication(build(), env.text("HOST", "127.0.0.1"), load(Settings, env).port, False).run()
 
 
 if __name__ == "__main__":

@@ -193,7 +193,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = Env(dict(os.environ if environ is None else environ))
+        env = Env(environ)
         return cls(
             env=env,
             listener_url=env.text("LISTENER_URL").rstrip("/"),
