@@ -7,21 +7,14 @@ a watch ends or expires), never polling. Followers of the same run in one proces
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
 
 from shared.kube.client import PIPELINERUNS, PODS, TASKRUNS, Kube, KubeError, Resource
-from shared.kube.client import interrupt as _interrupt
-from shared.kube.listwatch import WATCH_SECONDS, Changed, Listed, ListWatch
-from shared.kube.retry import MAX_BACKOFF, REFUSAL_GRACE
+from shared.kube.listwatch import Changed, Listed, ListWatch
+from shared.kube.retry import REFUSAL_GRACE
 from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of
-
-log = logging.getLogger(__name__)
-
-# Re-exported for the log readers, which import them from here.
-__all__ = ["MAX_BACKOFF", "REFUSAL_GRACE", "WATCH_SECONDS", "RunWatch", "RunWatchRegistry", "_interrupt"]
 
 
 class RunWatch:
