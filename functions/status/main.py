@@ -14,10 +14,8 @@ from shared.http.query import StatusQuery
 from shared.http.responses import json_response, kube_errors_answered
 from shared.http.run_request import parse_run_request
 from shared.http.service import Service
-from shared.kube.client import TASKRUNS
-from shared.runs.lookup import find_pipelinerun, wait_until_done
-from shared.runs.model import PIPELINE_RUN_LABEL
-from shared.runs.status import Outcome, http_code, outcome_of, run_status
+from shared.runs.lookup import find_pipelinerun, taskruns_of, wait_until_done
+from shared.runs.status import http_code, outcome_of, run_status
 
 
 @functions_framework.http
@@ -28,9 +26,7 @@ def status(request: Request, svc: Service) -> Response:
     with kube_errors_answered(ref.what):
         run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown)
         run = wait_until_done(svc.kube, run, query.wait, svc.shutdown, req.client_gone)
-        taskruns = None
-        if query.tasks:
-            taskruns, _ = svc.kube.list_objects(TASKRUNS, ref.namespace, f"{PIPELINE_RUN_LABEL}={ref.name}")
+        taskruns = taskruns_of(svc.kube, ref.namespace, ref.name) if query.tasks else None
     outcome = outcome_of(run)
-    headers = {"Retry-After": "10"} if outcome in (Outcome.RUNNING, Outcome.PENDING) else {}
+    headers = {} if outcome.done else {"Retry-After": "10"}
     return json_response(run_status(run, taskruns), http_code(outcome), headers)

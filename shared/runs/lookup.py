@@ -10,9 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.kube.client import PIPELINERUNS, Kube, NotFound
+from shared.kube.client import PIPELINERUNS, TASKRUNS, Kube, NotFound
 from shared.kube.listwatch import Listed, ListWatch
-from shared.runs.model import Obj, is_done
+from shared.runs.model import PIPELINE_RUN_LABEL, Obj, is_done
 
 # A waiting watch is renewed this often, so a departed client or a shutdown is noticed.
 WATCH_SLICE = 30
@@ -48,6 +48,12 @@ def wait_until_done(
     if done is not None:
         return done
     return kube.get_object(PIPELINERUNS, meta["namespace"], meta["name"])
+
+
+def taskruns_of(kube: Kube, namespace: str, name: str) -> list[Obj]:
+    """The run's TaskRuns, by the label Tekton puts on them (one LIST)."""
+    taskruns, _ = kube.list_objects(TASKRUNS, namespace, f"{PIPELINE_RUN_LABEL}={name}")
+    return taskruns
 
 
 def _watch_until(
