@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.kube.client import Forbidden, Gone, Kube, NotFound, Resource, interrupt
+from shared.kube.client import Forbidden, Gone, Kube, KubeError, NotFound, Resource, interrupt
 from shared.kube.retry import REFUSAL_GRACE, Backoff
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ class ListWatch:
             except Exception as err:  # a cut socket surfaces as many urllib3/OSError types
                 if self.stop.is_set():
                     return
-                self._broke(f"broke ({getattr(err, 'reason', None) or type(err).__name__})")
+                self._broke(f"broke ({err.reason if isinstance(err, KubeError) else type(err).__name__})")
                 if backoff.wait(deadline):
                     return
 
