@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "PIPELINERUNS",
     "PODS",
+    "SECRETS",
     "TASKRUNS",
     "Forbidden",
     "Gone",
@@ -75,6 +76,7 @@ class Resource:
 PIPELINERUNS = Resource(f"/apis/{TEKTON_GROUP}/{TEKTON_VERSION}", "pipelineruns")
 TASKRUNS = Resource(f"/apis/{TEKTON_GROUP}/{TEKTON_VERSION}", "taskruns")
 PODS = Resource("/api/v1", "pods")
+SECRETS = Resource("/api/v1", "secrets")
 
 
 def load_api_client(settings: Settings) -> client.ApiClient:

@@ -14,14 +14,12 @@ import threading
 from functools import partial
 from typing import Any
 
-from shared.kube.client import Forbidden, Kube, KubeError, NotFound, Resource
+from shared.kube.client import SECRETS, Forbidden, Kube, KubeError, NotFound
 from shared.kube.retry import retrying
 from shared.logs.masking import SecretMasker
 from shared.runs.model import Obj
 
 log = logging.getLogger(__name__)
-
-SECRETS = Resource("/api/v1", "secrets")
 
 # Secret name -> keys the pod uses (None: every key).
 Refs = dict[str, set[str] | None]
