@@ -4,6 +4,8 @@ every line arrives once; secrets are masked across the pieces of a long line."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ from shared.runs.model import Attempt
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import MERGE, Simulator
-from tests.support import Listener
+from tests.support import ROOT, Listener
 from tests.test_logs import NS, assert_all_lines, follow_while_playing
 
 
@@ -101,3 +103,12 @@ def test_ndjson_objects_are_the_same_built_from_templates_or_by_the_encoder() ->
             # Each line's cursor names that line: lines sharing a timestamp are counted.
             fifth = decode(objects[0][4]["cursor"], Binding.of("uid")).position("pod")
             assert fifth == (1, Cursor(timestamp_ns(stamps[4]), 2))
+
+
+def test_writers_and_tokens_do_not_need_the_kubernetes_package() -> None:
+    code = (
+        "import sys\n"
+        "import shared.logs.writers, shared.logs.tracker, shared.logs.tokens, shared.logs.lines\n"
+        "sys.exit(any(m == 'kubernetes' or m.startswith('kubernetes.') for m in sys.modules))\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
