@@ -14,8 +14,18 @@ from shared.notify.config import RetryPolicy, Settings
 from shared.notify.delivery import Deliverer, retry_after_seconds
 from shared.notify.events import EventError, parse_event
 from shared.notify.notifier import Notifier
+from shared.notify.protocol import Sender
 from shared.notify.selection import parse_states, select_targets
-from shared.notify.senders import HttpRequest, HttpResponse, already_terminal, build_request, classify, sign
+from shared.notify.senders import (
+    KINDS,
+    SENDERS,
+    HttpRequest,
+    HttpResponse,
+    already_terminal,
+    build_request,
+    classify,
+    sign,
+)
 from shared.notify.state import RunStates
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
@@ -105,6 +115,30 @@ def test_target_selection_annotations_over_namespace_defaults(tmp_path: Path) ->
     d["pipelineRun"]["spec"]["params"].append({"name": "revision", "value": SHA.upper()})
     run = parse_event(T.format("running"), "x", d)
     assert run is not None and select_targets(run, s, s.config.get())[1].sha == SHA
+
+
+def test_each_target_kind_has_one_sender_that_serves_its_targets(tmp_path: Path) -> None:
+    assert sorted(KINDS) == ["github", "gitlab", "slack", "webhook"] and len(set(KINDS)) == len(SENDERS)
+    assert all(isinstance(sender, Sender) for sender in SENDERS)
+    cfg = tmp_path / "notify.yaml"
+    cfg.write_text("webhooks: {audit: {url: https://audit.test/hook}}\n")
+    s = settings(
+        {"NOTIFY_CONFIG": str(cfg), "SLACK_WEBHOOK_URL": "https://hooks.slack.test/x", "WEBHOOK_SECRET_AUDIT": "k"}
+    )
+    notes = {
+        P + "sha": SHA,
+        P + "gitlab-project": "g/a",
+        P + "github-repo": "o/r",
+        P + "slack": "true",
+        P + "webhook": "audit",
+    }
+    run = parse_event(T.format("failed"), "x", data("02-failed", notes))
+    assert run is not None
+    targets = select_targets(run, s, s.config.get())
+    assert [t.kind for t in targets] == ["gitlab", "github", "slack", "webhook"]
+    assert all(t.sender.kind == t.kind and not t.error for t in targets)
+    requests = [build_request(run, t, "https://l.test/logs/x") for t in targets]
+    assert [r.url.split("/")[2] for r in requests] == ["gitlab.com", "api.github.com", "hooks.slack.test", "audit.test"]
 
 
 def test_parse_states() -> None:

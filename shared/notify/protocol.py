@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from shared.notify.events import RunEvent
 from shared.notify.target import Kind, Target, TargetContext
@@ -43,6 +43,7 @@ class HttpResponse:
         return None
 
 
+@runtime_checkable
 class Sender(Kind, Protocol):
     def targets(self, ctx: TargetContext) -> list[Target]: ...
 
