@@ -16,9 +16,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
-# etcd, kubectl and a kube-apiserver built from Debian's sources (cached under ~/.cache).
+# etcd, kubectl and a kube-apiserver built from Debian's sources (cached under ~/.cache); as root
+# also the real node: a kubelet from the same sources, containerd, runc, CNI plugins, busybox.
+NODE_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --node)
 sandbox-deps:
-	bash tests/sandbox/install.sh >/dev/null
+	bash tests/sandbox/install.sh $(NODE_FLAG) >/dev/null
 
 # podman, runc and debootstrap from Debian (as root); podman's settings come from image/containers.conf.
 image-deps:

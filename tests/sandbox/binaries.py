@@ -11,17 +11,47 @@ from pathlib import Path
 INSTALL_SCRIPT = Path(__file__).resolve().parent / "install.sh"
 
 
+def cache_root() -> Path:
+    override = os.environ.get("SANDBOX_CACHE")
+    if override:
+        return Path(override)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tekton-pipeline-listener"
+
+
 @functools.cache
+def _install(*names: str, node: bool = False) -> dict[str, str]:
+    """Runs install.sh for `names` (it prints one path per name, in order) and checks each."""
+    args = ["bash", str(INSTALL_SCRIPT), *(["--node"] if node else []), *names]
+    out = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True)
+    paths = out.stdout.strip().splitlines()[-len(names) :]
+    found = dict(zip(names, paths, strict=True))
+    for name, path in found.items():
+        if not os.access(path, os.X_OK):
+            raise RuntimeError(f"install.sh printed {path!r} for {name}, which is not an executable")
+    return found
+
+
 def kube_apiserver() -> str:
     """Path of a kube-apiserver binary; builds it (about 5 minutes) on a fresh machine."""
     override = os.environ.get("SANDBOX_KUBE_APISERVER")
     if override:
         return override
-    out = subprocess.run(["bash", str(INSTALL_SCRIPT)], check=True, stdout=subprocess.PIPE, text=True)
-    path = out.stdout.strip().splitlines()[-1]
-    if not os.access(path, os.X_OK):
-        raise RuntimeError(f"install.sh printed {path!r}, which is not an executable")
-    return path
+    return _install("kube-apiserver")["kube-apiserver"]
+
+
+def node_parts() -> dict[str, str]:
+    """The kubelet (built from the same source, cached) and, installed by the same script,
+    containerd, runc, CNI plugins, buildah, busybox and pause.c: everything a real node needs."""
+    return _install("kube-apiserver", "kubelet", node=True)
+
+
+def pause_source() -> Path:
+    node_parts()
+    found = sorted(cache_root().glob("pause/*/pause.c"))
+    if not found:
+        raise RuntimeError("install.sh --node kept no pause.c under the cache")
+    return found[-1]
 
 
 def etcd() -> str:

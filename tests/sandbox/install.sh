@@ -3,8 +3,26 @@
 # from Debian's own `kubernetes` source package, caching the binary under ~/.cache so only a
 # fresh machine pays the ~5 minute build.
 #
-# Prints the path of the kube-apiserver binary on its last line.
+# Usage: install.sh [--node] [binary...]   (default binary: kube-apiserver)
+#   --node  also the parts of a real node: the kubelet, containerd, runc, CNI plugins, buildah
+#           and busybox (Debian packages) and pause.c from the same Kubernetes source.
+#
+# Prints the path of each requested binary, one per line, in the order asked.
 set -euo pipefail
+
+NODE=0
+WANTED=()
+for arg in "$@"; do
+  case "$arg" in
+    --node) NODE=1 ;;
+    -*) echo "install.sh: unknown option $arg" >&2; exit 2 ;;
+    *) WANTED+=("$arg") ;;
+  esac
+done
+[ "${#WANTED[@]}" -gt 0 ] || WANTED=(kube-apiserver)
+if [ "$NODE" = 1 ]; then
+  case " ${WANTED[*]} " in *" kubelet "*) ;; *) WANTED+=(kubelet) ;; esac
+fi
 
 CACHE_ROOT="${SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tekton-pipeline-listener}"
 SUITE=bookworm
@@ -21,6 +39,16 @@ command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
 command -v curl >/dev/null 2>&1 || need_debs+=(curl)
 command -v rsync >/dev/null 2>&1 || need_debs+=(rsync)
 [ -d /usr/share/gocode/src/github.com/modern-go/reflect2 ] || need_debs+=(golang-github-modern-go-reflect2-dev)
+if [ "$NODE" = 1 ]; then
+  command -v containerd >/dev/null 2>&1 || need_debs+=(containerd)
+  command -v runc >/dev/null 2>&1 || need_debs+=(runc)
+  [ -x /usr/lib/cni/loopback ] || need_debs+=(containernetworking-plugins)
+  command -v buildah >/dev/null 2>&1 || need_debs+=(buildah)
+  dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need_debs+=(busybox-static)
+  command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
+  command -v nsenter >/dev/null 2>&1 || need_debs+=(util-linux)
+  command -v gcc >/dev/null 2>&1 || need_debs+=(gcc libc6-dev)
+fi
 if [ "${#need_debs[@]}" -gt 0 ]; then
   log "installing Debian packages: ${need_debs[*]}"
   as_root apt-get update -qq
@@ -58,11 +86,17 @@ if [ ! -s "$version_file" ]; then
 fi
 version=$(cat "$version_file")
 [ -n "$version" ] || { log "kubernetes source package not found"; exit 1; }
-bin_dir="$CACHE_ROOT/kube-apiserver/$version"
-bin="$bin_dir/kube-apiserver"
-if [ -x "$bin" ]; then
-  log "kube-apiserver $version cached at $bin"
-  echo "$bin"
+# Each binary is cached on its own, keyed by the source package version; one `make` builds
+# whichever of the wanted ones are missing (they share the Go build cache).
+missing=()
+for name in "${WANTED[@]}"; do
+  [ -x "$CACHE_ROOT/$name/$version/$name" ] || missing+=("$name")
+done
+# pause.c (the node's pod sandbox image) comes from the same source tree.
+pause_src="$CACHE_ROOT/pause/$version/pause.c"
+if [ "${#missing[@]}" -eq 0 ] && { [ "$NODE" = 0 ] || [ -s "$pause_src" ]; }; then
+  for name in "${WANTED[@]}"; do log "$name $version cached"; done
+  for name in "${WANTED[@]}"; do echo "$CACHE_ROOT/$name/$version/$name"; done
   exit 0
 fi
 
@@ -75,26 +109,34 @@ apt-get "${APT_OPTS[@]}" source --download-only "kubernetes=$version" >&2
 dsc=$(ls ./*.dsc | head -n1)
 dpkg-source --no-check -x "$dsc" src >&2
 tree="$work/src"
+mkdir -p "$(dirname "$pause_src")"
+cp "$tree/build/pause/linux/pause.c" "$pause_src"
 
-# reflect2 1.0.1 panics under Go >= 1.18 (nil pointer in reflect2.Type2); 1.0.2 is the fix.
-log "replacing vendored reflect2 with Debian's 1.0.2"
-rm -rf "$tree/vendor/github.com/modern-go/reflect2"
-cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$tree/vendor/github.com/modern-go/reflect2"
-rm -rf "$tree/vendor/github.com/modern-go/reflect2/.git"*
+if [ "${#missing[@]}" -gt 0 ]; then
+  # reflect2 1.0.1 panics under Go >= 1.18 (nil pointer in reflect2.Type2); 1.0.2 is the fix.
+  log "replacing vendored reflect2 with Debian's 1.0.2"
+  rm -rf "$tree/vendor/github.com/modern-go/reflect2"
+  cp -r /usr/share/gocode/src/github.com/modern-go/reflect2 "$tree/vendor/github.com/modern-go/reflect2"
+  rm -rf "$tree/vendor/github.com/modern-go/reflect2/.git"*
 
-mkdir -p "$work/gopath/src/k8s.io"
-ln -s "$tree" "$work/gopath/src/k8s.io/kubernetes"
-log "building kube-apiserver (about 5 minutes on 2 cores)"
-(
-  cd "$work/gopath/src/k8s.io/kubernetes"
-  export GOPATH="$work/gopath" CGO_ENABLED=0 GO111MODULE=off GOFLAGS= GOCACHE="$CACHE_ROOT/gocache"
-  export KUBE_GIT_VERSION="v1.20.2" KUBE_GIT_TREE_STATE=clean
-  make WHAT=cmd/kube-apiserver >&2
-)
-built=$(find "$tree/_output" -type f -name kube-apiserver -perm -u+x | head -n1)
-[ -n "$built" ] || { log "build produced no kube-apiserver"; exit 1; }
-mkdir -p "$bin_dir"
-cp "$built" "$bin.tmp" && mv "$bin.tmp" "$bin"
+  mkdir -p "$work/gopath/src/k8s.io"
+  ln -s "$tree" "$work/gopath/src/k8s.io/kubernetes"
+  what=""
+  for name in "${missing[@]}"; do what="$what cmd/$name"; done
+  log "building${what} (about 5 minutes each on 2 cores)"
+  (
+    cd "$work/gopath/src/k8s.io/kubernetes"
+    export GOPATH="$work/gopath" CGO_ENABLED=0 GO111MODULE=off GOFLAGS= GOCACHE="$CACHE_ROOT/gocache"
+    export KUBE_GIT_VERSION="v1.20.2" KUBE_GIT_TREE_STATE=clean
+    make WHAT="${what# }" >&2
+  )
+  for name in "${missing[@]}"; do
+    built=$(find "$tree/_output" -type f -name "$name" -perm -u+x | head -n1)
+    [ -n "$built" ] || { log "build produced no $name"; exit 1; }
+    mkdir -p "$CACHE_ROOT/$name/$version"
+    cp "$built" "$CACHE_ROOT/$name/$version/$name.tmp" && mv "$CACHE_ROOT/$name/$version/$name.tmp" "$CACHE_ROOT/$name/$version/$name"
+    log "$name $version built"
+  done
+fi
 rm -rf "$work"
-log "kube-apiserver $version built: $bin"
-echo "$bin"
+for name in "${WANTED[@]}"; do echo "$CACHE_ROOT/$name/$version/$name"; done
