@@ -31,6 +31,8 @@ import yaml
 
 from . import binaries, crds
 from .kubelet import KubeletStandIn, LogStore
+from .netns import NodeNetwork
+from .node import NodeCerts, NodeLock, RealNode
 
 NODE_NAME = "sandbox-node"
 LISTENER_NAMESPACE = "tekton-pipelines"
@@ -73,7 +75,7 @@ def _run(args: list[str], cwd: Path) -> None:
 class _Certs:
     """A CA and the leaf certificates the control plane needs, made with openssl."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, host_ip: str | None = None) -> None:
         self.dir = directory
         _run(
             [
@@ -94,7 +96,8 @@ class _Certs:
             ],
             directory,
         )
-        self.leaf("apiserver", "/CN=kube-apiserver", "IP:127.0.0.1,DNS:localhost,DNS:kubernetes.default.svc")
+        extra = f",IP:{host_ip}" if host_ip else ""
+        self.leaf("apiserver", "/CN=kube-apiserver", f"IP:127.0.0.1{extra},DNS:localhost,DNS:kubernetes.default.svc")
         self.leaf("kubelet", f"/CN=system:node:{NODE_NAME}", "IP:127.0.0.1,DNS:localhost", client=False)
         self.leaf("kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "", client=True)
         _run(["openssl", "genrsa", "-out", "sa.key", "2048"], directory)
@@ -148,6 +151,19 @@ class _Certs:
     def path(self, name: str) -> str:
         return str(self.dir / name)
 
+    def node(self, net: NodeNetwork) -> NodeCerts:
+        """The real kubelet's serving certificate (its node IP) and its node identity."""
+        name = RealNode.name
+        self.leaf("node-serving", f"/CN=system:node:{name}", f"IP:{net.node_ip},DNS:{name}")
+        self.leaf("node-client", f"/O=system:nodes/CN=system:node:{name}", "", client=True)
+        return NodeCerts(
+            ca=self.path("ca.crt"),
+            serving_cert=self.path("node-serving.crt"),
+            serving_key=self.path("node-serving.key"),
+            client_cert=self.path("node-client.crt"),
+            client_key=self.path("node-client.key"),
+        )
+
 
 @dataclass
 class Cluster:
@@ -168,18 +184,38 @@ class Cluster:
     # Cleared while `stop_apiserver`/`start_apiserver` keep the API down on purpose: `raw` (the
     # simulator's and tests' requests) then waits for it to be back instead of failing.
     _api_up: threading.Event = field(default_factory=_set_event)
+    # The real kubelet + containerd node, when started with `real_node=True`.
+    node: RealNode | None = None
+    bind_address: str = "127.0.0.1"
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
     def start(
-        cls, workdir: Path | None = None, extra_identities: Iterable[Identity] = (), install_extra_crds: bool = False
+        cls,
+        workdir: Path | None = None,
+        extra_identities: Iterable[Identity] = (),
+        install_extra_crds: bool = False,
+        real_node: bool = False,
     ) -> Cluster:
+        """`real_node`: also a real kubelet + containerd node (`node.RealNode`) beside the stand-in;
+        the apiserver then listens on the node network's host-side address instead of loopback,
+        since the kubelet, in its own network namespace, must reach it."""
         apiserver_bin = binaries.kube_apiserver()
         etcd_bin = binaries.etcd()
         owns = workdir is None
         workdir = Path(workdir or tempfile.mkdtemp(prefix="tpl-sandbox-"))
         workdir.mkdir(parents=True, exist_ok=True)
-        certs = _Certs(workdir)
+        lock: NodeLock | None = None
+        net: NodeNetwork | None = None
+        if real_node:
+            lock, net = RealNode.prepare()
+        try:
+            certs = _Certs(workdir, net.host_ip if net else None)
+        except BaseException:
+            if net is not None and lock is not None:
+                net.delete()
+                lock.release()
+            raise
 
         admin = Identity(secrets.token_hex(24), "sandbox-admin", ("system:masters",))
         listener = Identity.service_account(LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT)
@@ -207,8 +243,12 @@ class Cluster:
             store=store,
             kubelet=kubelet,
             _owns_workdir=owns,
+            bind_address=net.host_ip if net else "127.0.0.1",
         )
         _live.append(cluster)
+        if net is not None and lock is not None:
+            cluster.node = RealNode(workdir / "node", net, "", certs.node(net))
+            cluster.node._lock = lock
         try:
             etcd_port, peer_port, api_port = free_port(), free_port(), free_port()
             etcd_url = f"http://127.0.0.1:{etcd_port}"
@@ -235,11 +275,14 @@ class Cluster:
                     "error",
                 ],
             )
-            cluster.server = f"https://127.0.0.1:{api_port}"
+            cluster.server = f"https://{cluster.bind_address}:{api_port}"
             cluster._spawn("kube-apiserver", cluster._apiserver_args(apiserver_bin, certs, etcd_url, api_port))
             cluster.wait_ready()
             cluster.write_kubeconfig(workdir / "kubeconfig", admin)
             cluster._bootstrap(install_extra_crds)
+            if cluster.node is not None:
+                cluster.node.server = cluster.server
+                cluster.node.start(cluster.node._lock or NodeLock(), cluster.node_ready)
         except BaseException:
             cluster.stop()
             raise
@@ -249,8 +292,8 @@ class Cluster:
         return [
             binary,
             f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            f"--bind-address={self.bind_address}",
+            f"--advertise-address={self.bind_address}",
             f"--secure-port={port}",
             "--insecure-port=0",
             f"--cert-dir={self.workdir / 'apiserver-certs'}",
@@ -258,7 +301,9 @@ class Cluster:
             f"--tls-private-key-file={certs.path('apiserver.key')}",
             f"--client-ca-file={certs.path('ca.crt')}",
             f"--token-auth-file={self.workdir / 'tokens.csv'}",
-            "--authorization-mode=RBAC",
+            # Node: the real kubelet may read what its pods need and write its node and pods' status.
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
             f"--service-account-key-file={certs.path('sa.pub')}",
             f"--service-account-signing-key-file={certs.path('sa.key')}",
             "--service-account-issuer=https://kubernetes.default.svc",
@@ -338,7 +383,19 @@ class Cluster:
             time.sleep(0.1)
         raise TimeoutError(f"kube-apiserver not ready after {timeout}s: {last}")
 
+    def node_ready(self) -> bool:
+        """The real node registered itself and reports Ready."""
+        assert self.node is not None
+        status, body = self.raw("GET", f"/api/v1/nodes/{self.node.name}", self.admin)
+        if status != 200:
+            return False
+        conditions = json.loads(body).get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
     def stop(self) -> None:
+        if self.node is not None:
+            # The kubelet first: it talks to the apiserver until it is stopped.
+            self.node.stop()
         for proc in reversed(self._procs):
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
