@@ -37,6 +37,9 @@ class Step:
     on_error: str | None = None  # "continue": a failure does not stop the task
     image_pull_error: bool = False  # the image cannot be pulled: the container never starts
     env: list[dict] = field(default_factory=list)  # e.g. secretKeyRef entries, as in a Task step
+    # On the real node: a busybox sh snippet that prints the output itself (large logs), instead
+    # of a script that prints `lines`; `lines` stays what a reader must receive.
+    real_script: str | None = None
 
     def exit_for(self, attempt: int) -> int:
         if isinstance(self.exit_code, int):

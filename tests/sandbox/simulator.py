@@ -54,6 +54,7 @@ class PlayedRun:
     _pods: dict[str, list[str]] = field(default_factory=dict)
     _objects: dict[str, Obj] = field(default_factory=dict)
     _abort: threading.Event = field(default_factory=threading.Event)
+    real_pods: bool = False
 
     def wait(self, timeout: float = 60.0) -> PlayedRun:
         """Blocks until the final PipelineRun status is written; re-raises the simulator's error."""
@@ -104,13 +105,19 @@ class PlayedRun:
 class Simulator:
     """Plays scenarios against `cluster` as admin; `stop()` aborts whatever still plays."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, real_pods: bool = False) -> None:
+        """`real_pods`: TaskRuns' pods run on the cluster's real node (`real_pods.py`) instead of
+        the kubelet stand-in."""
+        if real_pods and cluster.node is None:
+            raise ValueError("real_pods needs a cluster started with real_node=True")
         self.cluster = cluster
+        self.real_pods = real_pods
         self._runs: list[PlayedRun] = []
         self._threads: list[threading.Thread] = []
 
     def play(self, scenario: Scenario, namespace: str = "tekton-pipelines", name: str | None = None) -> PlayedRun:
         run = PlayedRun(name or f"{scenario.kind}-{o.random_suffix()}", namespace, scenario, self.cluster)
+        run.real_pods = self.real_pods
         thread = threading.Thread(target=_Controller(run).main, name=f"sim-{run.name}", daemon=True)
         self._runs.append(run)
         self._threads.append(thread)
@@ -358,7 +365,12 @@ class _Controller:
     def _start_task(self, state: _TaskState) -> None:
         state.phase = "running"
         state.taskrun = o.child_name(self.run.name, f"-{state.task.name}")
-        player = _TaskPlayer(self, state)
+        player_class = _TaskPlayer
+        if self.run.real_pods:
+            from .real_pods import RealTaskPlayer
+
+            player_class = RealTaskPlayer
+        player = player_class(self, state)
         state.player = player
         player.create_taskrun()
         threading.Thread(target=player.main, name=f"sim-{state.taskrun}", daemon=True).start()
@@ -531,7 +543,7 @@ class _TaskPlayer:
             self.outcome = "failed"
         if self.ctl.sc.delete_pods and self.outcome in ("succeeded", "failed"):
             for pod in self.run.pods(self.task.name):
-                self.api.delete_pod(pod)
+                self._delete_pod(pod)
 
     def _new_attempt(self, attempt: int) -> None:
         self.pod = o.child_name(self.name, "-pod") + (f"-retry{attempt}" if attempt else "")
@@ -554,13 +566,19 @@ class _TaskPlayer:
         self.term_reasons = [None] * len(self.steps)
         self.step_exits = [None] * len(self.steps)
         self.pod_status = {}
-        containers = [c.name for c in self.init + self.steps + self.sidecars]
-        self.store.add_pod(self.ns, self.pod, containers)
-        self.api.create(pod)
+        self._create_pod(pod)
         with self.run._lock:
             self.run._pods.setdefault(self.task.name, []).append(self.pod)
             for step in self.task.steps:
                 self.run._expected.setdefault((self.task.name, step.name), [])
+
+    def _create_pod(self, pod: Obj) -> None:
+        containers = [c.name for c in self.init + self.steps + self.sidecars]
+        self.store.add_pod(self.ns, self.pod, containers)
+        self.api.create(pod)
+
+    def _delete_pod(self, name: str) -> None:
+        self.api.delete_pod(name)
 
     def _write_pod(self, phase: str) -> None:
         status = o.pod_status(
@@ -790,7 +808,7 @@ class _TaskPlayer:
                 steps.append(self._step_entry(i))
             else:
                 steps.append(o.killed_step_status(name, c, self.pod, reason, now))
-        self.api.delete_pod(self.pod)
+        self._delete_pod(self.pod)
         # failTaskRun writes no `artifacts` (fixture 03), unlike a TaskRun that ran to its end.
         cond = o.condition("False", reason, message, now)
         self._write_tr(cond, completion=now, steps=steps, artifacts=bool(self.retries_status))
