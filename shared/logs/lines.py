@@ -10,9 +10,12 @@ on as a piece of its own, so one endless line cannot grow memory without bound.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from shared.logs.cursor import Cursor, timestamp_ns
+
+log = logging.getLogger(__name__)
 
 MAX_LINE = 1024 * 1024
 _STAMP_MAX = 40  # an RFC3339Nano timestamp is at most 35 bytes: no space by then, no timestamp
@@ -61,7 +64,9 @@ class LineSplitter:
                 if end <= pos:
                     self._hold_or_cut(buf[pos:], out)
                     break
-                out.append(self._block(buf[pos:end] if pos or end < size else buf))
+                piece = self._block(buf[pos:end] if pos or end < size else buf)
+                if piece is not None:
+                    out.append(piece)
                 pos = end
         return out
 
@@ -70,15 +75,23 @@ class LineSplitter:
         return self.feed(b"\n") if self.tail else []
 
     # -- the fast path -------------------------------------------------------------------------
-    def _block(self, block: bytes) -> Piece:
-        lines = block.count(b"\n")
-        self.seen += lines
+    def _block(self, block: bytes) -> Piece | None:
         last = block.rfind(b"\n", 0, len(block) - 1) + 1
         space = block.find(b" ", last, last + _STAMP_MAX)
         try:
             ns = timestamp_ns(block[last:space]) if space > last else -1
         except ValueError:
             ns = -1
+        if ns < 0:
+            # Every line a container wrote starts with its timestamp. A response's last line
+            # without one is the kubelet's own, appended when it cannot go on (`unable to
+            # retrieve container logs for containerd://...` when the pod goes away mid-follow):
+            # never the step's output.
+            log.info("dropped the kubelet's own words at the end of a log: %.200r", block[last:])
+            self.seen += 1
+            return self._block(block[:last]) if last else None
+        lines = block.count(b"\n")
+        self.seen += lines
         if ns >= 0:
             # Lines sharing the last timestamp, counted back from the end (usually just one).
             stamp, same, start = block[last : space + 1], 1, last
