@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -41,3 +42,36 @@ def sim(cluster: Cluster) -> Iterator[Simulator]:
     simulator = Simulator(cluster)
     yield simulator
     simulator.stop()
+
+
+# -- the real node: kubelet + containerd + runc running real pods ----------------------------------
+@pytest.fixture(scope="session")
+def node_cluster() -> Iterator[Cluster]:
+    """A second sandbox cluster with a real node beside the stand-in (tests/sandbox/node.py).
+
+    Skipped, with the reason, where this machine cannot run a kubelet; under CI=true that is
+    a failure instead: CI must never pass without the real-pod tests."""
+    from tests.sandbox.node import unavailable_reason
+
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"real-pod tests cannot run under CI=true: {reason}")
+        pytest.skip(f"real-pod tests need a machine that can run a kubelet: {reason}")
+    with Cluster.start(real_node=True) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def real_sim(node_cluster: Cluster) -> Iterator[Simulator]:
+    """Plays scenarios whose TaskRuns' pods run on the real node."""
+    simulator = Simulator(node_cluster, real_pods=True)
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def real_listener(node_cluster: Cluster) -> Iterator[Listener]:
+    grant_listener(node_cluster, LISTENER_NAMESPACE)
+    with Listener(node_cluster, HEARTBEAT_SECONDS="15") as running:
+        yield running

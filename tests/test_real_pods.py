@@ -1,0 +1,274 @@
+"""/logs and /status on the real node: real pods, real CRI log files, the kubelet's own status.
+
+Every behaviour here is produced by kubelet v1.20.2 + containerd + runc (tests/sandbox/node.py),
+not by the stand-in: live follow, a failed step, a task that never starts, cancel, timeout,
+a pod deleted mid-stream, kubelet / containerd / apiserver restarts mid-stream. Faults a real
+node cannot make on demand (mid-line cuts, slow chunks) stay in test_reliability.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import pytest
+
+from tests.sandbox.cluster import Cluster
+from tests.sandbox.scenarios import SCENARIOS, Scenario, Step, Task, numbered
+from tests.sandbox.simulator import PlayedRun, Simulator
+from tests.support import Listener, strip_heartbeats, task_lines
+
+NS = "tekton-pipelines"
+pytestmark = pytest.mark.timeout(240)
+
+
+class Follower:
+    """A /logs follower started before the run exists; lines are kept as they arrive."""
+
+    def __init__(self, listener: Listener, run_name: str, query: str = "") -> None:
+        self.lines: list[bytes] = []
+        self.arrived = threading.Condition()
+        self._pool = ThreadPoolExecutor(1)
+        self.future: Future[bytes] = self._pool.submit(self._read, listener, f"/logs/{run_name}?wait=60{query}")
+
+    def _read(self, listener: Listener, path: str) -> bytes:
+        for line in listener.stream(path, timeout=180):
+            with self.arrived:
+                self.lines.append(line)
+                self.arrived.notify_all()
+        return b"".join(self.lines)
+
+    def wait_for(self, predicate: Callable[[list[bytes]], bool], timeout: float = 60.0) -> None:
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: predicate(self.lines) or self.future.done(), timeout):
+                raise TimeoutError(f"condition not met; got {self.lines[-5:]!r}")
+        if not predicate(self.lines):
+            raise AssertionError(f"stream ended first: {b''.join(self.lines)[-2000:]!r}")
+
+    def body(self, timeout: float = 180.0) -> bytes:
+        try:
+            return self.future.result(timeout)
+        finally:
+            self._pool.shutdown()
+
+
+def step_lines(prefix: str, count: int) -> list[bytes]:
+    return numbered(prefix, count)
+
+
+def count_prefix(prefix: bytes) -> Callable[[list[bytes]], int]:
+    return lambda lines: sum(1 for line in lines if line.lstrip(b"\r").startswith(prefix))
+
+
+def final_line(body: bytes) -> bytes:
+    return strip_heartbeats(body).rstrip(b"\n").split(b"\n")[-1]
+
+
+def assert_every_line_once(run: PlayedRun, body: bytes) -> None:
+    got = task_lines(body)
+    expected = run.expected()
+    assert expected, "the scenario wrote nothing"
+    for key, lines in expected.items():
+        assert got.get(key, []) == lines, (key, got.get(key, [])[:5], lines[:5])
+    assert set(got) <= set(expected), set(got) - set(expected)
+
+
+def slow_pipeline(lines: int = 40, interval: float = 0.1) -> Scenario:
+    """Two tasks in sequence, each one paced step: long enough to disturb mid-stream."""
+    return Scenario(
+        kind="slow",
+        tasks=[
+            Task("build", [Step("compile", step_lines("compile", lines), interval=interval)]),
+            Task("test", [Step("unit", step_lines("unit", lines // 2), interval=interval)], run_after=["build"]),
+        ],
+        max_duration=180,
+    )
+
+
+@pytest.fixture
+def played(real_listener: Listener, real_sim: Simulator) -> Iterator[Callable[..., tuple[PlayedRun, Follower]]]:
+    runs: list[PlayedRun] = []
+
+    def play(scenario: Scenario, query: str = "") -> tuple[PlayedRun, Follower]:
+        name = f"{scenario.kind}-{len(runs)}-{int(time.time() * 1000) % 100000}"
+        follower = Follower(real_listener, name, query)
+        run = real_sim.play(scenario, NS, name)
+        runs.append(run)
+        return run, follower
+
+    yield play
+    for run in runs:
+        run._abort.set()
+
+
+# -- the node itself ---------------------------------------------------------------------------------
+def test_pods_run_on_the_real_node_with_kubelet_status(node_cluster: Cluster, real_sim: Simulator) -> None:
+    run = real_sim.play(SCENARIOS["success"](lines=3, interval=0.0), NS).wait(120)
+    pods = [p for task, _ in run.expected() for p in run.pods(task)]
+    assert pods
+    pod = node_cluster.api("GET", f"/api/v1/namespaces/{NS}/pods/{pods[0]}")
+    assert pod["spec"]["nodeName"] == "real-node"
+    assert pod["status"]["phase"] == "Succeeded"
+    statuses = pod["status"]["containerStatuses"]
+    # Real container IDs and images from containerd, exit codes from runc.
+    assert all(s["containerID"].startswith("containerd://") for s in statuses)
+    assert all(s["state"]["terminated"]["exitCode"] == 0 for s in statuses)
+    assert [s["name"] for s in statuses] == [c["name"] for c in pod["spec"]["containers"]]
+
+
+def test_kubectl_reads_the_cri_log_with_its_own_timestamps(node_cluster: Cluster, real_sim: Simulator) -> None:
+    run = real_sim.play(SCENARIOS["success"](lines=3, interval=0.0), NS).wait(120)
+    task = next(iter(run.expected()))[0]
+    pod = run.pods(task)[0]
+    out = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            str(node_cluster.kubeconfig),
+            "-n",
+            NS,
+            "logs",
+            "--timestamps",
+            pod,
+            "-c",
+            f"step-{next(iter(run.expected()))[1]}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    first = out.split(b"\n")[0]
+    stamp, _, line = first.partition(b" ")
+    # CRI files carry RFC 3339 stamps with nanoseconds, written by containerd.
+    assert len(stamp.split(b".")[-1]) >= 9 + 1, stamp
+    assert line == run.expected()[next(iter(run.expected()))][0]
+
+
+# -- log behaviour on real pods ------------------------------------------------------------------------
+@pytest.mark.parametrize("scenario", ["success", "failure", "retries", "when-skipped", "finally"])
+def test_live_follow_on_real_pods(played: Callable[..., tuple[PlayedRun, Follower]], scenario: str) -> None:
+    run, follower = played(SCENARIOS[scenario]())
+    run.wait(180)
+    body = follower.body()
+    assert_every_line_once(run, body)
+    status = run.objects()[f"PipelineRun/{run.name}"]["status"]["conditions"][0]
+    assert final_line(body).startswith(f"PipelineRun {run.name} {status['reason']}".encode())
+
+
+def test_lines_arrive_live_not_at_the_end(played: Callable[..., tuple[PlayedRun, Follower]]) -> None:
+    run, follower = played(slow_pipeline(lines=30, interval=0.1))
+    follower.wait_for(lambda lines: count_prefix(b"[build : compile]")(lines) >= 3, timeout=90)
+    # The step is still writing: the pod has not finished while its first lines are read.
+    assert not run.done.is_set()
+    run.wait(180)
+    assert_every_line_once(run, follower.body())
+
+
+def test_failed_step_and_the_steps_it_skips(played: Callable[..., tuple[PlayedRun, Follower]]) -> None:
+    scenario = Scenario(
+        kind="stepfail",
+        tasks=[
+            Task(
+                "build",
+                [
+                    Step("compile", step_lines("compile", 3)),
+                    Step("lint", step_lines("lint", 2), exit_code=3),
+                    Step("package", step_lines("package", 2)),
+                    Step("publish", step_lines("publish", 2)),
+                ],
+            )
+        ],
+    )
+    run, follower = played(scenario)
+    run.wait(120)
+    body = follower.body()
+    got = task_lines(body)
+    assert got[("build", "compile")] == step_lines("compile", 3)
+    assert got[("build", "lint")] == step_lines("lint", 2)
+    # Steps after the failure never ran: Tekton's entrypoint skipped them.
+    assert ("build", "package") not in got and ("build", "publish") not in got
+    taskrun = next(v for k, v in run.objects().items() if k.startswith("TaskRun/"))
+    steps = {s["name"]: s for s in taskrun["status"]["steps"]}
+    assert steps["lint"]["terminated"]["exitCode"] == 3
+    assert steps["package"]["terminationReason"] == "Skipped"
+    assert b"Failed" in final_line(body)
+
+
+def test_task_that_never_starts_says_why(played: Callable[..., tuple[PlayedRun, Follower]]) -> None:
+    scenario = Scenario(
+        kind="neverstarts",
+        tasks=[Task("build", [Step("compile", step_lines("compile", 2), image_pull_error=True)])],
+    )
+    run, follower = played(scenario)
+    run.wait(120)
+    body = strip_heartbeats(follower.body())
+    # One line under the step's own prefix says why it never ran, in the kubelet's words.
+    said = task_lines(body)[("build", "compile")]
+    assert len(said) == 1 and said[0].startswith(b"container cannot start: ErrImageNeverPull: "), said
+    assert b"Failed" in final_line(body)
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_cancel_and_timeout_while_streaming(played: Callable[..., tuple[PlayedRun, Follower]], how: str) -> None:
+    scenario = Scenario(
+        kind=f"stop{how}",
+        tasks=[Task("build", [Step("compile", step_lines("compile", 400), interval=0.05)])],
+        pipeline_timeout=4.0 if how == "timeout" else 3600.0,
+        max_duration=120,
+    )
+    run, follower = played(scenario)
+    follower.wait_for(lambda lines: count_prefix(b"[build : compile]")(lines) >= 5, timeout=90)
+    if how == "cancel":
+        run.cancel()
+    run.wait(120)
+    body = follower.body()
+    got = task_lines(body).get(("build", "compile"), [])
+    # Everything streamed is a prefix of what the step printed, once, in order.
+    assert got and got == step_lines("compile", 400)[: len(got)]
+    reason = b"Cancelled" if how == "cancel" else b"PipelineRunTimeout"
+    assert reason in final_line(body)
+
+
+def test_pod_deleted_mid_stream_is_said_and_kubelet_words_are_not_output(
+    node_cluster: Cluster, played: Callable[..., tuple[PlayedRun, Follower]]
+) -> None:
+    scenario = Scenario(
+        kind="podgone",
+        tasks=[Task("build", [Step("compile", step_lines("compile", 5), forever=True)])],
+        max_duration=120,
+    )
+    run, follower = played(scenario)
+    follower.wait_for(lambda lines: count_prefix(b"[build : compile]")(lines) >= 5, timeout=90)
+    pod = run.pods("build")[0]
+    node_cluster.api("DELETE", f"/api/v1/namespaces/{NS}/pods/{pod}", ok=(200, 202))
+    # The controller notices the lost pod as Tekton does: the run ends; the stream with it.
+    run.cancel()
+    run.wait(120)
+    body = follower.body()
+    got = task_lines(body).get(("build", "compile"), [])
+    assert got == step_lines("compile", 5)
+    # A kubelet may append its own error (`rpc error: code = NotFound ...`) to a deleted
+    # container's log: that is not the step's output and must not be shown as such.
+    assert not any(b"rpc error" in line for line in strip_heartbeats(body).split(b"\n"))
+
+
+@pytest.mark.parametrize("component", ["kubelet", "containerd", "apiserver"])
+def test_restart_mid_stream_loses_and_repeats_nothing(
+    node_cluster: Cluster, played: Callable[..., tuple[PlayedRun, Follower]], component: str
+) -> None:
+    assert node_cluster.node is not None
+    run, follower = played(slow_pipeline(lines=60, interval=0.05))
+    follower.wait_for(lambda lines: count_prefix(b"[build : compile]")(lines) >= 10, timeout=90)
+    if component == "kubelet":
+        node_cluster.node.restart_kubelet(down_seconds=1.0)
+    elif component == "containerd":
+        node_cluster.node.restart_containerd(down_seconds=1.0)
+    else:
+        node_cluster.restart_apiserver(down_seconds=1.0)
+    run.wait(180)
+    body = follower.body()
+    assert_every_line_once(run, body)
+    assert b"Succeeded" in final_line(body)
