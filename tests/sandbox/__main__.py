@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenario", nargs="?", default="success", choices=sorted(SCENARIOS))
     parser.add_argument("--namespace", default=LISTENER_NAMESPACE)
     parser.add_argument("--pause", type=float, default=5.0, help="seconds between runs")
+    parser.add_argument("--real-node", action="store_true", help="run the pods on a real kubelet + containerd node")
     args = parser.parse_args(argv)
 
     stop = threading.Event()
@@ -33,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    print("starting the sandbox (etcd, kube-apiserver, kubelet stand-in)...", flush=True)
-    with Cluster.start() as cluster:
+    what = "a real kubelet/containerd node" if args.real_node else "kubelet stand-in"
+    print(f"starting the sandbox (etcd, kube-apiserver, {what})...", flush=True)
+    with Cluster.start(real_node=args.real_node) as cluster:
         kubeconfig = cluster.kubeconfig
         print(f"\nkubeconfig: {kubeconfig}\n")
         print(f"  export KUBECONFIG={kubeconfig}")
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  kubectl -n {args.namespace} get pipelineruns -w")
         print(f"  kubectl -n {args.namespace} logs -f <pod> -c step-<name>")
         print(f"  kubectl -n {args.namespace} logs -f -l tekton.dev/pipelineRun=<run> --all-containers\n")
-        sim = Simulator(cluster)
+        sim = Simulator(cluster, real_pods=args.real_node)
         try:
             while not stop.is_set():
                 knobs = {"interval": 0.5} if args.scenario == "success" else {}

@@ -14,6 +14,7 @@ import sys
 import threading
 
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
+from tests.sandbox.node import unavailable_reason
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
 from tests.support import Listener, grant_listener
@@ -35,11 +36,15 @@ def main() -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
 
-    print("starting the sandbox (etcd + kube-apiserver + kubelet stand-in)...", flush=True)
-    with Cluster.start() as cluster:
+    no_node = unavailable_reason() if os.environ.get("DEMO_NODE", "real") == "real" else "DEMO_NODE is not 'real'"
+    if no_node is None:
+        print("starting the sandbox (etcd + kube-apiserver + a real kubelet/containerd node)...", flush=True)
+    else:
+        print(f"starting the sandbox on the kubelet stand-in, not real pods ({no_node})...", flush=True)
+    with Cluster.start(real_node=no_node is None) as cluster:
         grant_listener(cluster, LISTENER_NAMESPACE)
         listener = Listener(cluster, port=int(port), AUTH_USERNAME=user, AUTH_PASSWORD=password)
-        sim = Simulator(cluster)
+        sim = Simulator(cluster, real_pods=no_node is None)
         with listener:
             for name, scenario in FIXED:
                 sim.play(SCENARIOS[scenario](), LISTENER_NAMESPACE, name)
