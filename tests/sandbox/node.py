@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -473,6 +474,19 @@ state = "{base}/state"
             ],
         )
 
+    def wait_serving(self, timeout: float = 60.0) -> None:
+        """Until the kubelet's HTTPS port accepts connections (the apiserver's way to `pods/log`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self._check_alive()
+            try:
+                with socket.create_connection((self.net.node_ip, 10250), timeout=1):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"kubelet not serving after {timeout:.0f}s") from None
+                time.sleep(0.1)
+
     def stop_kubelet(self, sig: int = signal.SIGTERM) -> None:
         """Stops the kubelet only: containers keep running, `pods/log` cannot be served meanwhile."""
         self._stop_proc("kubelet", sig)
@@ -484,6 +498,7 @@ state = "{base}/state"
         if down_seconds:
             time.sleep(down_seconds)
         self.start_kubelet()
+        self.wait_serving()
 
     def running(self) -> bool:
         return all(p.poll() is None for p in self._procs.values()) and bool(self._procs)

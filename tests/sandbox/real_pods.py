@@ -73,7 +73,7 @@ if [ "$code" -ne 0 ] && [ "$on_error" = continue ]; then
   exit 0
 fi
 printf '[{"key":"StartedAt","value":"%s","type":3}]' "$started" >"$term"
-if [ "$code" -eq 0 ]; then touch "$post_file"; else touch "$post_file.err"; fi
+if [ "$code" -eq 0 ]; then rm -f "$post_file.err"; touch "$post_file"; else touch "$post_file.err"; fi
 exit "$code"
 """
 
@@ -92,34 +92,45 @@ def _printf_literal(data: bytes) -> str:
     return "'" + "".join(out) + "'"
 
 
-def step_script(step: Step, attempt: int, hold_key: str | None) -> str:
+def _print_lines(step: Step, lines: list[bytes], parts: list[str]) -> None:
+    """printf commands for `lines`: one per line when paced, batched up to PRINTF_BATCH when not."""
+    batch: list[bytes] = []
+    size = 0
+
+    def flush() -> None:
+        nonlocal batch, size
+        if batch:
+            parts.append("printf " + _printf_literal(b"".join(batch)))
+            batch, size = [], 0
+
+    for i, line in enumerate(lines):
+        last = i == len(lines) - 1
+        data = line if (last and not step.final_newline) else line + b"\n"
+        batch.append(data)
+        size += len(data)
+        if step.interval > 0:
+            flush()
+            if not last:
+                parts.append(f"sleep {step.interval:.3f}")
+        elif size >= PRINTF_BATCH:
+            flush()
+    flush()
+
+
+def step_script(step: Step, index: int, attempt: int, hold_key: str | None) -> str:
     """A busybox sh script that prints the step's lines at its pace, then holds and exits."""
     parts = ["#!/bin/busybox sh", "trap 'exit 143' TERM"]
-    if step.real_script is not None:
+    if step.restart_lines is not None:
+        # The first instance prints `lines` and crashes; the kubelet starts it again.
+        marker = f"/tekton/run/{index}/tpl-restarted"
+        parts.append(f"if [ ! -e {marker} ]; then")
+        _print_lines(step, list(step.iter_lines()), parts)
+        parts += [f"touch {marker}", "exit 1", "fi"]
+        _print_lines(step, list(step.iter_restart_lines()), parts)
+    elif step.real_script is not None:
         parts.append(step.real_script)
     else:
-        lines = list(step.iter_lines())
-        batch: list[bytes] = []
-        size = 0
-
-        def flush() -> None:
-            nonlocal batch, size
-            if batch:
-                parts.append("printf " + _printf_literal(b"".join(batch)))
-                batch, size = [], 0
-
-        for i, line in enumerate(lines):
-            last = i == len(lines) - 1
-            data = line if (last and not step.final_newline) else line + b"\n"
-            batch.append(data)
-            size += len(data)
-            if step.interval > 0:
-                flush()
-                if not last:
-                    parts.append(f"sleep {step.interval:.3f}")
-            elif size >= PRINTF_BATCH:
-                flush()
-        flush()
+        _print_lines(step, list(step.iter_lines()), parts)
     if hold_key is not None:
         parts.append(f"while [ ! -e /tpl-hold/{hold_key} ]; do sleep 0.02; done")
     if step.forever:
@@ -165,7 +176,7 @@ def realize(pod: Obj, steps: list[Step], attempt: int, hold_dir: Path, hold_keys
     prepare["imagePullPolicy"] = "Never"
     prepare["command"] = ["/bin/busybox", "sh", "-c", _heredoc_install("/tekton/bin/entrypoint", ENTRYPOINT)]
     blocks = "".join(
-        _heredoc_install(path, step_script(steps[i], attempt, hold_keys.get(i))) for i, path in scripts.items()
+        _heredoc_install(path, step_script(steps[i], i, attempt, hold_keys.get(i))) for i, path in scripts.items()
     )
     place = {
         "command": ["/bin/busybox", "sh", "-c", blocks],
@@ -179,6 +190,8 @@ def realize(pod: Obj, steps: list[Step], attempt: int, hold_dir: Path, hold_keys
         ],
     }
     spec["initContainers"] = [prepare, place]
+    if any(step.restart_lines is not None for step in steps):
+        spec["restartPolicy"] = "OnFailure"
     volumes = [v for v in spec["volumes"] if v["name"] != "tekton-internal-scripts"]
     volumes.append({"emptyDir": {}, "name": "tekton-internal-scripts"})
     if hold_keys:
@@ -272,14 +285,19 @@ class RealTaskPlayer(_TaskPlayer):
             self.term_reasons[i] = "Skipped"
         elif "ExitCode" in entries:
             self.term_reasons[i], self.step_exits[i] = "Continued", int(entries["ExitCode"])
-        if c.state == "terminated" and self.term_reasons[i] != "Skipped":
+
+    def _record_ran_steps(self) -> None:
+        """What each step that ran printed: its lines, and a restarted instance's lines."""
+        for i, c in enumerate(self.steps):
             step = self.task.steps[i]
-            if step.real_script is None and not self._recorded.get(i):
-                self._recorded[i] = True
-                self.run._record_lines(self.task.name, step.name, list(step.iter_lines()))
+            if c.state != "terminated" or self.term_reasons[i] == "Skipped":
+                continue
+            lines = list(step.iter_lines())
+            if c.restart_count:
+                lines += list(step.iter_restart_lines())
+            self.run._record_lines(self.task.name, step.name, lines)
 
     def _run_pod(self, attempt: int) -> str | None:
-        self._recorded: dict[int, bool] = {}
         last: str = ""
         waited_unstartable = 0
         while True:
@@ -318,6 +336,7 @@ class RealTaskPlayer(_TaskPlayer):
             last = snapshot
             if phase in ("Succeeded", "Failed"):
                 break
+        self._record_ran_steps()
         failure = None
         for i, c in enumerate(self.steps):
             if c.exit_code and self.term_reasons[i] not in ("Skipped", "Continued"):
@@ -329,6 +348,7 @@ class RealTaskPlayer(_TaskPlayer):
         for i, c in enumerate(self.steps):
             if c.state == "terminated":
                 self._step_outcome(i)
+        self._record_ran_steps()
         super()._fail(reason, message)
 
     def _delete_pod(self, name: str) -> None:

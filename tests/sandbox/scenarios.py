@@ -40,6 +40,9 @@ class Step:
     # On the real node: a busybox sh snippet that prints the output itself (large logs), instead
     # of a script that prints `lines`; `lines` stays what a reader must receive.
     real_script: str | None = None
+    # On the real node: the container exits 1 after `lines` once, the kubelet restarts it (the
+    # pod gets restartPolicy OnFailure) and the new instance prints these, then exits as usual.
+    restart_lines: Lines | None = None
 
     def exit_for(self, attempt: int) -> int:
         if isinstance(self.exit_code, int):
@@ -49,6 +52,10 @@ class Step:
 
     def iter_lines(self) -> Iterator[bytes]:
         source = self.lines() if callable(self.lines) else self.lines
+        yield from source
+
+    def iter_restart_lines(self) -> Iterator[bytes]:
+        source = self.restart_lines() if callable(self.restart_lines) else (self.restart_lines or ())
         yield from source
 
     def spec(self) -> StepSpec:
