@@ -81,3 +81,18 @@ def test_long_lines_cut_mid_piece_do_not_repeat_on_resume() -> None:
         again = LineSplitter(first.cursor)
         got += _feed(again, raw, 65536) + again.finish()  # sinceTime of whole seconds: all again
         assert b"".join(_contents(got)) == reference, cut
+
+
+def test_the_kubelets_own_words_at_the_end_are_not_a_line() -> None:
+    """Seen on a real node: a pod deleted mid-follow ends its log with the kubelet's words."""
+    kubelet = b"unable to retrieve container logs for containerd://da16f19d6ddc8204"
+    data = b"2026-01-01T00:00:01.5Z one\n2026-01-01T00:00:02Z two\n" + kubelet + b"\n"
+    for size in (1, 7, 1000):
+        splitter = LineSplitter(Cursor())
+        pieces = _feed(splitter, data, size) + splitter.finish()
+        assert _contents(pieces) == [b"one", b"two"], size
+        assert pieces[-1].cursor == Cursor(timestamp_ns("2026-01-01T00:00:02Z"), 1)
+    # Without a newline, as the last bytes of the response.
+    splitter = LineSplitter(Cursor())
+    pieces = splitter.feed(data[:-1]) + splitter.finish()
+    assert _contents(pieces) == [b"one", b"two"]

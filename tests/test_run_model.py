@@ -118,3 +118,34 @@ def test_task_summaries_include_skipped_tasks() -> None:
     assert tasks["deploy"]["outcome"] == "skipped"
     assert tasks["fetch-source"]["outcome"] == "succeeded"
     assert tasks["notify"]["outcome"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("policy", "exit_code", "phase", "restarting"),
+    [
+        ("Never", 1, "Running", False),  # Tekton's pods: a step never runs twice
+        ("OnFailure", 1, "Running", True),
+        ("OnFailure", 0, "Running", False),
+        ("Always", 0, "Running", True),
+        ("Always", 1, "Failed", False),  # the pod has ended: nothing restarts
+    ],
+)
+def test_a_terminated_container_the_kubelet_starts_again(
+    policy: str, exit_code: int, phase: str, restarting: bool
+) -> None:
+    pod = {
+        "spec": {"restartPolicy": policy, "containers": [{"name": "step-a"}]},
+        "status": {
+            "phase": phase,
+            "containerStatuses": [
+                {
+                    "name": "step-a",
+                    "restartCount": 2,
+                    "state": {"terminated": {"exitCode": exit_code, "finishedAt": "2026-12-03T08:00:00Z"}},
+                }
+            ],
+        },
+    }
+    (container,) = pod_containers(pod)
+    assert container.restarting is restarting
+    assert (container.restarts, container.finished_at) == (2, "2026-12-03T08:00:00Z")

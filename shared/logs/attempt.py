@@ -47,6 +47,12 @@ class PodView:
             return False
         return self.pod in self.watch.deleted_pods or ("pods" in self.watch.synced and self.taskrun_done())
 
+    def pod_deleting(self) -> bool:
+        pod = self.watch.pods.get(self.pod)
+        if pod is None:
+            return self.pod_gone()
+        return bool((pod.get("metadata") or {}).get("deletionTimestamp"))
+
     def reconnecting(self) -> bool:
         return self.watch.reconnecting()
 
@@ -152,7 +158,11 @@ class AttemptReader:
             return False
         elif started is not Start.STARTED:
             return False
-        outcome = reader.read(self._emitter(container.name, index, masker), follow)
+
+        def gap(after_ns: int, next_ns: int) -> None:
+            self.put(notices.lines_missing(self.attempt, container.name, index, after_ns, next_ns))
+
+        outcome = reader.read(self._emitter(container.name, index, masker), follow, gap)
         if outcome is Ended.DELETED:
             self._deleted()
         elif isinstance(outcome, Failed):

@@ -23,6 +23,7 @@ from shared.kube.retry import REFUSAL_GRACE, Backoff
 from shared.logs.body import pieces
 from shared.logs.cursor import Cursor
 from shared.logs.lines import LineSplitter, Piece
+from shared.logs.rotation import may_have_missed_lines
 from shared.runs.model import Container
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 # After EOF, how long to wait for the pod watch to report the container terminated before
 # concluding the stream broke and reopening it.
 TERMINATION_GRACE = 2.0
+DELETE_SETTLE = 5.0  # how long a 400 for a vanished container waits for the watch to see the delete
+RESTART_WAIT = 330.0  # the kubelet's restart back-off goes up to 5 minutes
 
 
 class ContainerView(Protocol):
@@ -43,6 +46,9 @@ class ContainerView(Protocol):
     def pod_known(self) -> bool: ...
 
     def pod_gone(self) -> bool: ...
+
+    def pod_deleting(self) -> bool:
+        """The pod is gone or being deleted (it has a deletionTimestamp)."""
 
     def reconnecting(self) -> bool:
         """The API failed recently: a refusal may be a restarting apiserver's, not RBAC's."""
@@ -92,6 +98,7 @@ class ContainerReader:
         self.stop = stop
         self.cursor = cursor or Cursor()
         self._response: Any = None
+        self.read_bytes = 0  # log bytes this reader delivered
 
     def interrupt(self) -> None:
         response = self._response
@@ -119,17 +126,28 @@ class ContainerReader:
         self.view.wait(settled, None)
         return result[0] if result else Start.STOPPED
 
-    def read(self, emit: Callable[[Piece], None], follow: bool | None = None) -> Outcome:
+    def read(
+        self,
+        emit: Callable[[Piece], None],
+        follow: bool | None = None,
+        gap: Callable[[int, int], None] | None = None,
+    ) -> Outcome:
         """Emits the log's lines until the container ends (`follow=None`: follow unless it has
         terminated already). Breaks are retried with backoff: a cut connection, an apiserver that
         is down or restarting (403 until its RBAC caches sync, 404 until it serves the pod again,
         5xx), a kubelet that drops the stream. 403/404 are final only when the pod is gone, or
         after `REFUSAL_GRACE` seconds of nothing else (or at once on the first request: then it
-        is RBAC, not a restart)."""
+        is RBAC, not a restart).
+
+        A container the kubelet starts again (restartPolicy) is read on into its new instance.
+        A follow that ended well before the container did is read once more without `follow`:
+        kubelet 1.20's follow stays on a rotated log file and misses what goes to the new one.
+        Lines that only a rotated file held are gone: `gap(after_ns, next_ns)` says so."""
         backoff = Backoff(self.stop)
         opened = False
         last_tail: bytes | None = None
         refused_since: float | None = None
+        looked_again = looking_again = False
         while not self.stop.is_set():
             current = self.view.state(self.container)
             following = follow if follow is not None else not (current is not None and current.state == "terminated")
@@ -157,6 +175,11 @@ class ContainerReader:
                     if self.wait_started(lambda: False, stuck_ok=True) != Start.STARTED:
                         return Ended.DELETED if self.view.pod_gone() else Ended.STOPPED
                     continue
+                if err.status == 400 and "is terminated" in err.detail:
+                    # A container whose pod is being deleted loses its ID: the kubelet answers 400.
+                    self.view.wait(lambda: self.stop.is_set() or self.view.pod_deleting(), DELETE_SETTLE)
+                    if self.view.pod_deleting():
+                        return Ended.DELETED
                 if err.status == 400 and not self.view.reconnecting():
                     return Failed(err.detail or err.reason)
                 if backoff.wait():
@@ -165,7 +188,11 @@ class ContainerReader:
             opened = True
             refused_since = None
             splitter = LineSplitter(self.cursor)
+            before = self.cursor
             clean_eof, delivered = self._consume(response, splitter, emit)
+            if looking_again and gap is not None and splitter.first_ns > before.ns >= 0 and delivered:
+                # The file no longer holds the last delivered line: it was rotated since.
+                gap(before.ns, splitter.first_ns)
             if self.stop.is_set():
                 break
             # A clean end inside a line is a cut (the apiserver ends its response cleanly when the
@@ -194,6 +221,14 @@ class ContainerReader:
                 for piece in splitter.finish():
                     emit(piece)
                     self.cursor = piece.cursor
+                looking_again = False
+                if current is not None and current.restarting:
+                    if not self._await_restart(current.restarts):
+                        return Ended.DONE
+                    continue
+                if following and not looked_again and may_have_missed_lines(current, self.cursor, self.read_bytes):
+                    looked_again = looking_again = True
+                    continue
                 return Ended.DONE
             # The stream broke (or ended early) with the container still running: reopen it and
             # skip what was already delivered. A cut partial line is read again whole.
@@ -224,6 +259,7 @@ class ContainerReader:
                     for piece in splitter.feed(data):
                         emit(piece)
                         self.cursor = piece.cursor
+                        self.read_bytes += len(piece.data)
                         delivered = True
                 clean_eof = True
         except Exception as err:  # a cut connection surfaces as urllib3/OSError/BodyError types
@@ -234,6 +270,17 @@ class ContainerReader:
             response.close()
             response.release_conn()
         return clean_eof, delivered
+
+    def _await_restart(self, restarts: int) -> bool:
+        """Waits for the kubelet to start the container again; False if it will not."""
+
+        def settled() -> bool:
+            current = self.view.state(self.container)
+            return self.stop.is_set() or current is None or current.restarts > restarts or not current.restarting
+
+        self.view.wait(settled, RESTART_WAIT)
+        current = self.view.state(self.container)
+        return not self.stop.is_set() and current is not None and current.restarts > restarts
 
     def _await_termination(self) -> Container | None:
         def settled() -> bool:

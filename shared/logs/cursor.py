@@ -47,6 +47,12 @@ def timestamp_ns(value: str | bytes) -> int:
     return seconds * 1_000_000_000 + frac
 
 
+def rfc3339_nanos(ns: int) -> str:
+    """A timestamp as the kubelet writes it, nanoseconds included."""
+    seconds = dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{seconds}.{ns % 1_000_000_000:09d}Z"
+
+
 def rfc3339_seconds(ns: int) -> str:
     """`sinceTime` for a cursor: the apiserver truncates to whole seconds anyway."""
     return dt.datetime.fromtimestamp(ns // 1_000_000_000, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -47,7 +47,7 @@ class Notice:
     task: str
     message: str
     step: str = ""
-    kind: str = "info"  # skipped | no-logs | image-pull | failed | retry | error | info
+    kind: str = "info"  # skipped | no-logs | image-pull | failed | retry | error | lines-missing | info
     key: str = ""  # identifies the notice across resumed streams, so it is never sent twice
 
 

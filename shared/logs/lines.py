@@ -43,6 +43,7 @@ class LineSplitter:
         self._dropping = False  # inside a line already delivered: drop up to its newline
         self._skip = 0  # bytes of a long line's content already delivered, still to drop
         self._in_long = False  # inside a long line: what comes is the rest of it
+        self.first_ns = -1  # a reopened stream's first line's timestamp (-1: none seen)
 
     def feed(self, data: bytes) -> list[Piece]:
         buf = self.tail + data if self.tail else data
@@ -176,6 +177,8 @@ class LineSplitter:
         except ValueError:
             self._catching_up = False
             return pos
+        if self.first_ns < 0:
+            self.first_ns = ns
         cursor = self.cursor
         if ns == cursor.ns and self._same_left > 0:
             self._same_left -= 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
+from shared.logs.cursor import rfc3339_nanos
 from shared.logs.events import Notice
 from shared.runs.model import (
     Attempt,
@@ -101,6 +102,15 @@ def cannot_start(attempt: Attempt, step: str, index: int, reason: str) -> Notice
 
 def read_failed(attempt: Attempt, step: str, index: int, message: str) -> Notice:
     return Notice(attempt.task, f"error: {message}", step=step, kind="error", key=f"error/{attempt.pod}/{index}")
+
+
+def lines_missing(attempt: Attempt, step: str, index: int, after_ns: int, next_ns: int) -> Notice:
+    """The kubelet rotated the log file while it was read: what only the rotated file held is gone."""
+    message = (
+        "the kubelet rotated this step's log file while it was read; lines written between "
+        f"{rfc3339_nanos(after_ns)} and {rfc3339_nanos(next_ns)} may be missing"
+    )
+    return Notice(attempt.task, message, step=step, kind="lines-missing", key=f"gap/{attempt.pod}/{index}/{after_ns}")
 
 
 def crashed(attempt: Attempt) -> Notice:

@@ -6,7 +6,7 @@ Functions here read plain Kubernetes object dicts and never call the API.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 Obj = dict[str, Any]
@@ -84,6 +84,9 @@ class Container:
     reason: str = ""
     message: str = ""
     exit_code: int | None = None
+    restarts: int = 0  # the kubelet's restartCount
+    finished_at: str = ""  # terminated: the kubelet's finishedAt
+    restarting: bool = False  # terminated, and the pod's restartPolicy has the kubelet start it again
 
     @property
     def started(self) -> bool:
@@ -98,6 +101,8 @@ def pod_containers(pod: Obj, sidecars: bool = False) -> list[Container]:
     """Step containers (and sidecars if asked) in the pod spec's order, never the kubelet's
     name-sorted `containerStatuses` order (`step-10` would come before `step-2`)."""
     statuses = {s.get("name"): s for s in status_of(pod).get("containerStatuses") or []}
+    policy = (pod.get("spec") or {}).get("restartPolicy") or "Always"
+    pod_ended = status_of(pod).get("phase") in ("Succeeded", "Failed")
     out = []
     for spec in (pod.get("spec") or {}).get("containers") or []:
         cname = str(spec.get("name", ""))
@@ -105,12 +110,17 @@ def pod_containers(pod: Obj, sidecars: bool = False) -> list[Container]:
         if not is_step and not (sidecars and cname.startswith(SIDECAR_PREFIX)):
             continue
         short = cname[len(STEP_PREFIX) :] if is_step else cname[len(SIDECAR_PREFIX) :]
-        out.append(_container(cname, short, is_step, statuses.get(cname)))
+        container = _container(cname, short, is_step, statuses.get(cname))
+        if container.state == "terminated" and not pod_ended:
+            again = policy == "Always" or (policy == "OnFailure" and container.exit_code != 0)
+            container = replace(container, restarting=again)
+        out.append(container)
     return out
 
 
 def _container(cname: str, short: str, is_step: bool, status: Obj | None) -> Container:
     state = (status or {}).get("state") or {}
+    restarts = int((status or {}).get("restartCount") or 0)
     if "terminated" in state:
         term = state["terminated"] or {}
         return Container(
@@ -121,9 +131,11 @@ def _container(cname: str, short: str, is_step: bool, status: Obj | None) -> Con
             str(term.get("reason") or ""),
             str(term.get("message") or ""),
             term.get("exitCode"),
+            restarts,
+            str(term.get("finishedAt") or ""),
         )
     if "running" in state:
-        return Container(cname, short, is_step, "running")
+        return Container(cname, short, is_step, "running", restarts=restarts)
     if "waiting" in state:
         wait = state["waiting"] or {}
         return Container(
