@@ -46,8 +46,10 @@ run: install sandbox-deps
 sandbox: install sandbox-deps
 	$(PY) -m tests.sandbox
 
+# As root, every figure on the real node and on the stand-in, one after the other in the same run.
+BENCH_UPSTREAMS := $(shell [ "$$(id -u)" = 0 ] && echo standin,node || echo standin)
 bench: install sandbox-deps
-	$(PY) -m bench
+	$(PY) -m bench --upstream $(BENCH_UPSTREAMS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

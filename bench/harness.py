@@ -159,7 +159,8 @@ class Bench:
         self.upstream = upstream
         self.sizes = sizes
         self.quick = quick
-        self.sim = Simulator(cluster)
+        # On a real node every run's pods are real containers; the stand-in's are simulated.
+        self.sim = Simulator(cluster, real_pods=cluster.node is not None)
         self._listener: Listener | None = None
         self._extra: list[Listener] = []
         grant_listener(cluster, NS)

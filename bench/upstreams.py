@@ -21,11 +21,21 @@ class Upstream:
     start: Callable[[], AbstractContextManager[Cluster]]
 
 
+def _real_node() -> AbstractContextManager[Cluster]:
+    return Cluster.start(real_node=True)
+
+
 UPSTREAMS: dict[str, Upstream] = {
     "standin": Upstream(
         "standin",
         "kube-apiserver 1.20.2 proxying pods/log to the sandbox's kubelet stand-in (Python, a CRI-like in-memory "
         "log record served at memory speed, in the bench process)",
         Cluster.start,
+    ),
+    "node": Upstream(
+        "node",
+        "kube-apiserver 1.20.2 proxying pods/log to a real kubelet 1.20.2 + containerd 1.6.20 + runc node: busybox "
+        "step containers writing CRI log files on ext4, the kubelet in a network namespace over a veth (MTU 65535)",
+        _real_node,
     ),
 }

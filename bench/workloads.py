@@ -37,6 +37,23 @@ def ci_lines(total: int, secrets: tuple[bytes, ...] = ()) -> Callable[[], Iterat
     return generate
 
 
+def ci_lines_script(total: int, secrets: tuple[bytes, ...] = ()) -> str:
+    """A busybox awk program printing exactly `ci_lines(total, secrets)` inside a real container,
+    then a pause (containerd can lose the tail of a burst from a container that exits at once)."""
+    filler = _FILLER.decode()
+    assert "'" not in filler and all("'" not in s.decode() and " " not in s.decode() for s in secrets)
+    keys = " ".join(s.decode() for s in secrets)
+    return (
+        f"/bin/busybox awk -v total={total} -v keys='{keys}' -v filler='{filler}' 'BEGIN {{"
+        ' n = split(keys, secret, " "); written = 0;'
+        " for (i = 0; written < total; i++) {"
+        ' line = sprintf("%08d ", i) substr(filler, 1, 20 + (i * 37) % 160);'
+        ' if (n && i % 50 == 7) line = line " token=" secret[(i % n) + 1];'
+        " print line; written += length(line) + 1 } }'\n"
+        "sleep 1"
+    )
+
+
 def run_name(kind: str) -> str:
     return f"bench-{kind}-{random_suffix()}"
 
@@ -56,7 +73,8 @@ class FinishedLog:
 def finished_log(b: Bench, size: int, secrets: tuple[bytes, ...] = (), env: list[dict] | None = None) -> FinishedLog:
     """A run whose one step wrote ~`size` bytes and ended: every reader reads the same log. With
     `env`, the step's container gets those variables (e.g. Secret references)."""
-    step = Step("dump", ci_lines(size, secrets), env=list(env or []))
+    script = ci_lines_script(size, secrets) if b.cluster.node is not None else None
+    step = Step("dump", ci_lines(size, secrets), env=list(env or []), real_script=script)
     scenario = Scenario("bench-throughput", tasks=[Task("dump", [step])], max_duration=3600)
     run = b.sim.play(scenario, NS, run_name("throughput")).wait(3600)
     lines = run.expected_lines("dump", "dump")

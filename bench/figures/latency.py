@@ -9,6 +9,7 @@ from bench.clients import LineReader, apiserver_connection, pod_log_path
 from bench.harness import NS, Bench, Figure, percentile
 from bench.workloads import run_name, wait_running
 from tests.sandbox.kubelet import parse_rfc3339
+from tests.sandbox.real_pods import hold_marker
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.support import basic
 
@@ -35,9 +36,20 @@ def _latency_once(b: Bench, fig: Figure, n: int, interval: float) -> None:
         for k in range(n):
             yield b"measure %d" % k
 
-    scenario = Scenario(
-        "bench-latency", tasks=[Task("lat", [Step("lat", generate, interval=interval)])], max_duration=300
-    )
+    step = Step("lat", generate, interval=interval)
+    if b.cluster.node is not None:
+        # A real container cannot see the gate: it writes warm-up lines until a marker file
+        # appears (the step's `hold`), then the measured ones.
+        marker = hold_marker(0, step)
+        step.hold, step.real_script = (
+            gate,
+            (
+                f"i=0; while [ ! -e {marker} ] && [ $i -lt 5000 ]; do\n"
+                f"  echo warmup $i; i=$((i+1)); sleep {interval}\ndone\n"
+                f"k=0; while [ $k -lt {n} ]; do echo measure $k; k=$((k+1)); sleep {interval}; done"
+            ),
+        )
+    scenario = Scenario("bench-latency", tasks=[Task("lat", [step])], max_duration=300)
     run = b.sim.play(scenario, NS, run_name("latency"))
     samples: dict[str, list[float]] = {"raw": [], "listener": []}
     warm = {"raw": threading.Event(), "listener": threading.Event()}
@@ -62,7 +74,7 @@ def _latency_once(b: Bench, fig: Figure, n: int, interval: float) -> None:
     via_listener = LineReader(
         lambda: listener.connect(120), f"/logs/{run.name}?timestamps=true", {"Authorization": basic()}, on_listener
     ).start()
-    pod = wait_running(b, run, "lat", "step-lat")
+    pod = wait_running(b, run, "lat", "step-lat", timeout=120)
     raw = LineReader(
         lambda: apiserver_connection(cluster),
         pod_log_path(NS, pod, "step-lat", timestamps=True),

@@ -132,11 +132,16 @@ def step_script(step: Step, index: int, attempt: int, hold_key: str | None) -> s
     else:
         _print_lines(step, list(step.iter_lines()), parts)
     if hold_key is not None:
-        parts.append(f"while [ ! -e /tpl-hold/{hold_key} ]; do sleep 0.02; done")
+        parts.append(f"while [ ! -e /tpl-hold/{hold_key} ]; do sleep 0.02; done")  # see hold_marker
     if step.forever:
         parts.append("while :; do sleep 0.1; done")
     parts.append(f"exit {step.exit_for(attempt)}")
     return "\n".join(parts) + "\n"
+
+
+def hold_marker(index: int, step: Step) -> str:
+    """Inside a step container: the file that appears once the step's `hold` is set."""
+    return f"/tpl-hold/{index}-{step.name}"
 
 
 def _heredoc_install(path: str, content: str) -> str:
