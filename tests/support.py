@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,21 @@ def log_line(
         cursor = Cursor()
     data = (timestamp.encode() + b" " if timestamp else b"") + line + b"\n"
     return LogLines(task, step, data, 1, cursor, bool(timestamp), attempt, pod, index)
+
+
+def holding_the_slot(listener: Listener, pool: Executor, path: str) -> Future[tuple[int, dict[str, str], bytes]]:
+    """Sends `path` (a request that waits) on a listener capped at one stream per user, and returns
+    its future once a probe has been refused with 429 while it waits: it holds the user's slot.
+
+    Until the waiting request holds the slot, a probe is admitted and answers 404 at once. A probe
+    that holds the slot just as the waiting request arrives makes that one a 429: then it is sent
+    again."""
+    for _ in range(5):
+        waiting = pool.submit(listener.get, path, "default", 120)
+        while not waiting.done():
+            status, _, _ = listener.get("/logs/no-such-run?wait=0")
+            assert status in (404, 429)
+            if status == 429 and not waiting.done():
+                return waiting
+        assert waiting.result()[0] == 429
+    raise AssertionError(f"{path} never held the stream slot")

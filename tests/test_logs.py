@@ -12,7 +12,7 @@ import pytest
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import Listener, basic, chunks, grant_listener, strip_heartbeats, task_lines
+from tests.support import Listener, basic, chunks, grant_listener, holding_the_slot, strip_heartbeats, task_lines
 
 NS = "tekton-pipelines"
 
@@ -243,22 +243,7 @@ def test_a_request_waiting_for_its_run_counts_against_the_stream_cap(cluster: Cl
     grant_listener(cluster, NS)
     name = f"awaited-{threading.get_ident() % 100000}"
     with Listener(cluster, LOGS_MAX_STREAMS_PER_PRINCIPAL="1") as capped, ThreadPoolExecutor(1) as pool:
-        held = False
-        for _ in range(5):
-            waiting = pool.submit(capped.get, f"/logs/{name}?wait=60", "default", 120)
-            # Until the waiting request holds the slot, a probe is admitted and answers 404 at once.
-            # A probe that holds the slot when the waiting request arrives makes that one a 429:
-            # then it is sent again.
-            while not waiting.done():
-                status, _, _ = capped.get("/logs/no-such-run?wait=0")
-                assert status in (404, 429)
-                if status == 429 and not waiting.done():
-                    held = True
-                    break
-            if held:
-                break
-            assert waiting.result()[0] == 429
-        assert held
+        waiting = holding_the_slot(capped, pool, f"/logs/{name}?wait=60")
         run = sim.play(SCENARIOS["success"](), NS, name)
         run.wait(120)
         status, _, body = waiting.result(timeout=120)

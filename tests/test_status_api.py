@@ -6,13 +6,14 @@ import json
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
-from tests.support import PASSWORD, USER, Listener, basic
+from tests.support import PASSWORD, USER, Listener, basic, grant_listener, holding_the_slot
 
 NS = "tekton-pipelines"
 SEED_FIELDS = {"message", "reason", "type", "status"}
@@ -185,3 +186,18 @@ def test_missing_kubeconfig_is_503_not_500(cluster: Cluster, tmp_path) -> None:
         status, body = broken.get_json("/status/x")
         assert status == 503 and "cannot configure its Kubernetes client" in body["error"]
         assert broken.get_json("/health/liveness", auth=None)[0] == 200
+
+
+def test_a_waiting_status_request_holds_a_stream_slot(cluster: Cluster, sim: Simulator) -> None:
+    grant_listener(cluster, NS)
+    name = f"awaited-status-{threading.get_ident() % 100000}"
+    with Listener(cluster, LOGS_MAX_STREAMS_PER_PRINCIPAL="1") as capped, ThreadPoolExecutor(1) as pool:
+        waiting = holding_the_slot(capped, pool, f"/status/{name}?wait=60")
+        assert capped.get(f"/status/{name}")[0] == 404  # a status that does not wait needs no slot
+        status, headers, _ = capped.get(f"/status/{name}?wait=5")
+        assert status == 429 and headers["retry-after"]
+        run = sim.play(SCENARIOS["success"](), NS, name)
+        run.wait(120)
+        status, _, body = waiting.result(timeout=120)
+        assert status == 200 and json.loads(body)["outcome"] == "succeeded"
+        assert capped.get(f"/status/{name}?wait=5")[0] == 200  # the slot was freed with the answer

@@ -1,7 +1,8 @@
 """GET /status/<run> and /status/<namespace>/<run>: the run's final state for `curl -f`.
 
 200 only for a succeeded run; 409 while it runs (Retry-After); 422 when it failed, was cancelled
-or timed out; 404 when it does not exist. `?wait=<s>` waits for the run to finish.
+or timed out; 404 when it does not exist. `?wait=<s>` waits for the run to finish, holding one of
+the caller's stream slots meanwhile (429 when none is free).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Request, Response
 from shared.http.endpoint import endpoint
 from shared.http.query import StatusQuery
 from shared.http.responses import json_response, kube_errors_answered
-from shared.http.run_request import parse_run_request
+from shared.http.run_request import held_while_waiting, parse_run_request
 from shared.http.service import Service
 from shared.runs.lookup import find_pipelinerun, taskruns_of, wait_until_done
 from shared.runs.status import http_code, outcome_of, run_status
@@ -23,7 +24,7 @@ from shared.runs.status import http_code, outcome_of, run_status
 def status(request: Request, svc: Service) -> Response:
     req = parse_run_request(request, svc, "status", StatusQuery.from_request)
     ref, query = req.run, req.query
-    with kube_errors_answered(ref.what):
+    with held_while_waiting(svc, req.principal, query.wait), kube_errors_answered(ref.what):
         run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown)
         run = wait_until_done(svc.kube, run, query.wait, svc.shutdown, req.client_gone)
         taskruns = taskruns_of(svc.kube, ref.namespace, ref.name) if query.tasks else None

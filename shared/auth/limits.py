@@ -271,11 +271,12 @@ class StreamLimiter:
             if self.per_principal and current >= self.per_principal:
                 log.warning("log stream refused: %r already has %d open streams", key, current)
                 raise StreamLimitExceeded(
-                    f"too many concurrent log streams for this user (limit {self.per_principal})", self.retry_after
+                    f"too many concurrent streams or waits for this user (limit {self.per_principal})",
+                    self.retry_after,
                 )
             if self.total and self._count >= self.total:
                 log.warning("log stream refused: %d streams open in total", self._count)
-                raise StreamLimitExceeded("too many concurrent log streams on this service", self.retry_after)
+                raise StreamLimitExceeded("too many concurrent streams or waits on this service", self.retry_after)
             self._active[key] = current + 1
             self._count += 1
         return StreamLease(self, key)

@@ -11,6 +11,7 @@ import ipaddress
 import select
 import socket
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -133,6 +134,12 @@ def client_gone_check(request: Request) -> Callable[[], bool]:
             return True
 
     return gone
+
+
+def held_while_waiting(svc: Service, principal: Principal, wait: float) -> AbstractContextManager[object]:
+    """A stream slot for a request that will wait (`?wait=`): it holds a worker thread as a stream
+    does, so it counts against the same cap. Nothing to hold without a wait."""
+    return admit_stream(svc, principal) if wait > 0 else nullcontext()
 
 
 def admit_stream(svc: Service, principal: Principal) -> StreamLease:
