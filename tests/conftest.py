@@ -45,9 +45,11 @@ def sim(cluster: Cluster) -> Iterator[Simulator]:
 
 
 # -- the real node: kubelet + containerd + runc running real pods ----------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_cluster() -> Iterator[Cluster]:
-    """A second sandbox cluster with a real node beside the stand-in (tests/sandbox/node.py).
+    """A second sandbox cluster with a real node beside the stand-in (tests/sandbox/node.py), per
+    module: there is one real node per machine, and other modules (the lifecycle tests, the
+    bench's node upstream) bring up their own.
 
     Skipped, with the reason, where this machine cannot run a kubelet; under CI=true that is
     a failure instead: CI must never pass without the real-pod tests."""
@@ -62,7 +64,7 @@ def node_cluster() -> Iterator[Cluster]:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_sim(node_cluster: Cluster) -> Iterator[Simulator]:
     """Plays scenarios whose TaskRuns' pods run on the real node."""
     simulator = Simulator(node_cluster, real_pods=True)
@@ -70,7 +72,7 @@ def real_sim(node_cluster: Cluster) -> Iterator[Simulator]:
     simulator.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_listener(node_cluster: Cluster) -> Iterator[Listener]:
     grant_listener(node_cluster, LISTENER_NAMESPACE)
     with Listener(node_cluster, HEARTBEAT_SECONDS="15") as running:
