@@ -53,6 +53,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from urllib3.util.retry import Retry
 
 from shared.auth.credentials import token_digest
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
@@ -252,7 +253,14 @@ _local = threading.local()
 
 def _session() -> requests.Session:
     if not hasattr(_local, "session"):
-        _local.session = requests.Session()
+        session = requests.Session()
+        # A kept-alive connection that gunicorn closes (keepalive, 2 s) just as the next request
+        # goes out on it fails before the server has read a byte: RemoteDisconnected. Every HTTP
+        # client meets that race; like browsers, send such a GET once more, on a new connection.
+        # A crash still shows: the retry fails too, and the listener's log is checked.
+        retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods={"GET", "HEAD"})
+        session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
+        _local.session = session
     return _local.session
 
 
