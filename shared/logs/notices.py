@@ -7,12 +7,11 @@ across resumed streams.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from shared.logs.cursor import rfc3339_nanos
 from shared.logs.events import Notice
 from shared.runs.model import (
-    Attempt,
-    Obj,
     attempts_of,
     is_done,
     name_of,
@@ -20,6 +19,9 @@ from shared.runs.model import (
     status_of,
     succeeded_condition,
 )
+
+if TYPE_CHECKING:
+    from shared.runs.model import Attempt, Obj
 
 
 class Said:
