@@ -45,7 +45,11 @@ class PodView:
     def pod_gone(self) -> bool:
         if self.pod in self.watch.pods:
             return False
-        return self.pod in self.watch.deleted_pods or ("pods" in self.watch.synced and self.taskrun_done())
+        if self.pod in self.watch.deleted_pods:
+            return True
+        # Never seen, and its TaskRun is done: gone, unless the watches broke lately (an apiserver
+        # restart): then the pods watch may simply be behind the TaskRun watch.
+        return "pods" in self.watch.synced and self.taskrun_done() and not self.watch.reconnecting()
 
     def pod_deleting(self) -> bool:
         pod = self.watch.pods.get(self.pod)
@@ -116,7 +120,9 @@ class AttemptReader:
 
     def run(self) -> None:
         view = self.view
-        view.wait(lambda: self.stop.is_set() or view.pod_known() or view.pod_gone(), None)
+        # Re-checked every second too: `pod_gone` also changes when a reconnect's grace runs out.
+        while not (self.stop.is_set() or view.pod_known() or view.pod_gone()):
+            view.wait(lambda: self.stop.is_set() or view.pod_known() or view.pod_gone(), 1.0)
         if self.stop.is_set():
             return
         pod = self.watch.pods.get(self.attempt.pod)
