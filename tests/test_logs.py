@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -22,7 +23,8 @@ def follow_while_playing(
 ) -> tuple[PlayedRun, bytes]:
     """Starts following before the run exists, plays it, returns everything received."""
     pool = ThreadPoolExecutor(1)
-    run_name = f"{scenario}-{threading.get_ident() % 100000}-{id(knobs) % 1000}"
+    # Unique per call: thread ids and object ids repeat within a session that shares one cluster.
+    run_name = f"{scenario}-{uuid.uuid4().hex[:10]}"
     future = pool.submit(lambda: b"".join(listener.stream(f"/logs/{run_name}?wait=30{query}", timeout=120)))
     run = sim.play(SCENARIOS[scenario](**knobs), NS, run_name)
     run.wait(120)
