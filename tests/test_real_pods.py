@@ -56,10 +56,6 @@ class Follower:
             self._pool.shutdown()
 
 
-def step_lines(prefix: str, count: int) -> list[bytes]:
-    return numbered(prefix, count)
-
-
 def count_prefix(prefix: bytes) -> Callable[[list[bytes]], int]:
     return lambda lines: sum(1 for line in lines if line.lstrip(b"\r").startswith(prefix))
 
@@ -82,8 +78,8 @@ def slow_pipeline(lines: int = 40, interval: float = 0.1) -> Scenario:
     return Scenario(
         kind="slow",
         tasks=[
-            Task("build", [Step("compile", step_lines("compile", lines), interval=interval)]),
-            Task("test", [Step("unit", step_lines("unit", lines // 2), interval=interval)], run_after=["build"]),
+            Task("build", [Step("compile", numbered("compile", lines), interval=interval)]),
+            Task("test", [Step("unit", numbered("unit", lines // 2), interval=interval)], run_after=["build"]),
         ],
         max_duration=180,
     )
@@ -175,10 +171,10 @@ def test_failed_step_and_the_steps_it_skips(played: Callable[..., tuple[PlayedRu
             Task(
                 "build",
                 [
-                    Step("compile", step_lines("compile", 3)),
-                    Step("lint", step_lines("lint", 2), exit_code=3),
-                    Step("package", step_lines("package", 2)),
-                    Step("publish", step_lines("publish", 2)),
+                    Step("compile", numbered("compile", 3)),
+                    Step("lint", numbered("lint", 2), exit_code=3),
+                    Step("package", numbered("package", 2)),
+                    Step("publish", numbered("publish", 2)),
                 ],
             )
         ],
@@ -187,8 +183,8 @@ def test_failed_step_and_the_steps_it_skips(played: Callable[..., tuple[PlayedRu
     run.wait(120)
     body = follower.body()
     got = task_lines(body)
-    assert got[("build", "compile")] == step_lines("compile", 3)
-    assert got[("build", "lint")] == step_lines("lint", 2)
+    assert got[("build", "compile")] == numbered("compile", 3)
+    assert got[("build", "lint")] == numbered("lint", 2)
     # Steps after the failure never ran: Tekton's entrypoint skipped them.
     assert ("build", "package") not in got and ("build", "publish") not in got
     taskrun = next(v for k, v in run.objects().items() if k.startswith("TaskRun/"))
@@ -201,7 +197,7 @@ def test_failed_step_and_the_steps_it_skips(played: Callable[..., tuple[PlayedRu
 def test_task_that_never_starts_says_why(played: Callable[..., tuple[PlayedRun, Follower]]) -> None:
     scenario = Scenario(
         kind="neverstarts",
-        tasks=[Task("build", [Step("compile", step_lines("compile", 2), image_pull_error=True)])],
+        tasks=[Task("build", [Step("compile", numbered("compile", 2), image_pull_error=True)])],
     )
     run, follower = played(scenario)
     run.wait(120)
@@ -216,7 +212,7 @@ def test_task_that_never_starts_says_why(played: Callable[..., tuple[PlayedRun, 
 def test_cancel_and_timeout_while_streaming(played: Callable[..., tuple[PlayedRun, Follower]], how: str) -> None:
     scenario = Scenario(
         kind=f"stop{how}",
-        tasks=[Task("build", [Step("compile", step_lines("compile", 400), interval=0.05)])],
+        tasks=[Task("build", [Step("compile", numbered("compile", 400), interval=0.05)])],
         pipeline_timeout=4.0 if how == "timeout" else 3600.0,
         max_duration=120,
     )
@@ -228,7 +224,7 @@ def test_cancel_and_timeout_while_streaming(played: Callable[..., tuple[PlayedRu
     body = follower.body()
     got = task_lines(body).get(("build", "compile"), [])
     # Everything streamed is a prefix of what the step printed, once, in order.
-    assert got and got == step_lines("compile", 400)[: len(got)]
+    assert got and got == numbered("compile", 400)[: len(got)]
     reason = b"Cancelled" if how == "cancel" else b"PipelineRunTimeout"
     assert reason in final_line(body)
 
@@ -238,7 +234,7 @@ def test_pod_deleted_mid_stream_is_said_and_kubelet_words_are_not_output(
 ) -> None:
     scenario = Scenario(
         kind="podgone",
-        tasks=[Task("build", [Step("compile", step_lines("compile", 5), forever=True)])],
+        tasks=[Task("build", [Step("compile", numbered("compile", 5), forever=True)])],
         max_duration=120,
     )
     run, follower = played(scenario)
@@ -250,7 +246,7 @@ def test_pod_deleted_mid_stream_is_said_and_kubelet_words_are_not_output(
     run.wait(120)
     body = follower.body()
     got = task_lines(body).get(("build", "compile"), [])
-    assert got == step_lines("compile", 5)
+    assert got == numbered("compile", 5)
     # A kubelet may append its own error (`rpc error: code = NotFound ...`) to a deleted
     # container's log: that is not the step's output and must not be shown as such.
     assert not any(b"rpc error" in line for line in strip_heartbeats(body).split(b"\n"))
@@ -322,7 +318,7 @@ def test_container_restart_delivers_both_instances(
 ) -> None:
     """The kubelet restarts a crashed container (restartPolicy OnFailure): `kubectl logs -f`
     ends with the first instance; /logs goes on with the new one, every line once."""
-    first, second = step_lines("first", 5), step_lines("second", 5)
+    first, second = numbered("first", 5), numbered("second", 5)
     scenario = Scenario(
         kind="restart",
         tasks=[Task("build", [Step("flaky", first, interval=0.05, restart_lines=second)])],

@@ -11,8 +11,6 @@ Each is built with buildah (`FROM scratch` + one file) into a docker archive for
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -96,7 +94,3 @@ def node_images() -> list[Image]:
         _one_file_image(BUSYBOX, busybox, "/bin/busybox", ["/bin/busybox", "sh"], busybox_archive)
     images.append(Image(BUSYBOX, busybox_archive))
     return images
-
-
-def buildah_available() -> bool:
-    return shutil.which("buildah") is not None and os.access("/bin/busybox", os.X_OK)

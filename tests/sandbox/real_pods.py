@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
 from pathlib import Path
 
 from . import images
 from . import objects as o
 from .cluster import ApiError
+from .kubelet import parse_rfc3339
 from .node import NODE_NAME
 from .scenarios import Step
 from .simulator import Obj, _Done, _TaskPlayer
@@ -206,9 +206,7 @@ def realize(pod: Obj, steps: list[Step], attempt: int, hold_dir: Path, hold_keys
 
 
 def _parse_time(value: str | None) -> float:
-    if not value:
-        return 0.0
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return parse_rfc3339(value) / 1e9 if value else 0.0
 
 
 def _termination_entries(message: str) -> dict[str, str]:
