@@ -170,6 +170,9 @@ def test_service_yaml_covers_every_piece() -> None:
             "ServiceAccount/tekton-pipeline-listener",
             "Role/tekton-pipeline-listener",
             "RoleBinding/tekton-pipeline-listener",
+            "ServiceAccount/tekton-listener-notify",
+            "Role/tekton-listener-notify",
+            "RoleBinding/tekton-listener-notify",
             "Service/tekton-listener-health",
             "Service/tekton-listener-logs",
             "Service/tekton-listener-status",
@@ -246,7 +249,8 @@ def test_knative_service_rules(function: str) -> None:
     assert DURATION.match(annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"])
 
     spec = template["spec"]
-    assert spec["serviceAccountName"] == SERVICE_ACCOUNT
+    # notify alone writes (its delivery record on runs): its own ServiceAccount and Role
+    assert spec["serviceAccountName"] == ("tekton-listener-notify" if function == "notify" else SERVICE_ACCOUNT)
     timeout = spec["timeoutSeconds"]
     assert 0 < timeout <= MAX_REVISION_TIMEOUT_SECONDS
     assert 0 < spec["responseStartTimeoutSeconds"] <= timeout

@@ -2,6 +2,9 @@
 
 Every request the stand-ins get is checked against the APIs' documented shapes (paths, methods,
 headers, JSON bodies); the stand-in GitLab enforces GitLab's commit-status transition rule.
+The runs live in the sandbox's real apiserver: the function reads them there as the
+ServiceAccount of service.yaml's notify Role (a real token from the TokenRequest API), and each
+test moves a run through its states with /status writes before sending the event Tekton would.
 """
 
 from __future__ import annotations
@@ -29,8 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
+
+from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, Identity
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "tests" / "fixtures" / "events"
@@ -314,11 +320,91 @@ class Function:
         self.log.close()
 
 
-def function_env(standins: StandIns, tmp: Path) -> dict[str, str]:
+NOTIFY_SA = "tekton-listener-notify"
+MERGE = "application/merge-patch+json"
+
+
+def notify_rbac() -> dict[str, dict[str, Any]]:
+    """notify's ServiceAccount, Role and RoleBinding from service.yaml, by kind."""
+    docs = yaml.safe_load_all((ROOT / "service.yaml").read_text())
+    return {d["kind"]: d for d in docs if d and d["metadata"]["name"] == NOTIFY_SA}
+
+
+def in_namespace(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
+    return {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+
+
+@pytest.fixture(scope="module")
+def notify_identity(cluster: Cluster) -> Identity:
+    """A real token of notify's ServiceAccount (TokenRequest), as the pod would have mounted."""
+    cluster.apply(in_namespace(notify_rbac()["ServiceAccount"], LISTENER_NAMESPACE))
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 7200}}
+    path = f"/api/v1/namespaces/{LISTENER_NAMESPACE}/serviceaccounts/{NOTIFY_SA}/token"
+    token = cluster.api("POST", path, request)["status"]["token"]
+    return Identity(token, f"system:serviceaccount:{LISTENER_NAMESPACE}:{NOTIFY_SA}")
+
+
+def bind_notify(cluster: Cluster, identity: Identity, namespace: str) -> None:
+    """Binds service.yaml's notify Role in `namespace`, and waits until the authorizer applies it."""
+    cluster.ensure_namespace(namespace)
+    rbac = notify_rbac()
+    cluster.apply(in_namespace(rbac["Role"], namespace))
+    binding = in_namespace(rbac["RoleBinding"], namespace)
+    binding["subjects"] = [{"kind": "ServiceAccount", "name": NOTIFY_SA, "namespace": LISTENER_NAMESPACE}]
+    cluster.apply(binding)
+    deadline = time.monotonic() + 15
+    while cluster.raw("GET", f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns", identity)[0] != 200:
+        assert time.monotonic() < deadline, "the notify RoleBinding never took effect"
+        threading.Event().wait(0.1)  # RBAC reaches the authorizer through an informer: nothing to await
+
+
+@dataclass
+class Runs:
+    """PipelineRuns in the real apiserver, moved through the fixtures' states as Tekton would."""
+
+    cluster: Cluster
+    namespace: str
+
+    def path(self, name: str = "", sub: str = "") -> str:
+        path = f"/apis/tekton.dev/v1/namespaces/{self.namespace}/pipelineruns"
+        return path + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
+
+    def create(self, fixture: str, annotations: dict[str, str], name: str | None = None) -> dict[str, Any]:
+        """A run shaped like the fixture's (name + a suffix, pipelineRef, params, labels), in the fixture's state."""
+        src = json.loads((EVENTS / f"{fixture}.json").read_text())["pipelineRun"]
+        spec = {k: v for k, v in src["spec"].items() if k in ("pipelineRef", "params")}
+        meta = {
+            "name": name or f"{src['metadata']['name']}-{uuid.uuid4().hex[:6]}",
+            "annotations": annotations,
+            "labels": src["metadata"].get("labels") or {},
+        }
+        self.cluster.api(
+            "POST", self.path(), {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": meta, "spec": spec}
+        )
+        return self.step(meta["name"], fixture)
+
+    def step(self, name: str, fixture: str) -> dict[str, Any]:
+        """Writes the fixture's status (condition, times) to the run; the event data Tekton would send."""
+        status = json.loads((EVENTS / f"{fixture}.json").read_text())["pipelineRun"].get("status") or {}
+        status = {k: v for k, v in status.items() if k in ("conditions", "startTime", "completionTime")}
+        if status:
+            self.cluster.api("PATCH", self.path(name, "status"), {"status": status}, content_type=MERGE)
+        return self.data(name)
+
+    def data(self, name: str) -> dict[str, Any]:
+        return {"pipelineRun": self.cluster.api("GET", self.path(name))}
+
+    def record(self, name: str) -> dict[str, Any]:
+        notes = self.cluster.api("GET", self.path(name))["metadata"].get("annotations") or {}
+        return json.loads(notes.get("tekton-pipeline-listener.dev/notified") or "{}")
+
+
+def function_env(standins: StandIns, tmp: Path, kubeconfig: Path) -> dict[str, str]:
     base = f"http://127.0.0.1:{standins.port}"
     token_file = tmp / "gitlab-token"
     token_file.write_text(GITLAB_TOKEN + "\n")
     return {
+        "KUBECONFIG": str(kubeconfig),
         "LISTENER_URL": LISTENER,
         "GITLAB_URL": f"{base}/gitlab",
         "GITLAB_TOKEN_FILE": str(token_file),
@@ -336,20 +422,27 @@ def function_env(standins: StandIns, tmp: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def function(standins: StandIns, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Function]:
+def runs(cluster: Cluster, notify_identity: Identity) -> Runs:
+    namespace = f"notify-{uuid.uuid4().hex[:8]}"
+    bind_notify(cluster, notify_identity, namespace)
+    return Runs(cluster, namespace)
+
+
+@pytest.fixture(scope="module")
+def env(
+    standins: StandIns, cluster: Cluster, notify_identity: Identity, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("notify")
-    fn = Function(function_env(standins, tmp), tmp / "function.log")
+    kubeconfig = cluster.write_kubeconfig(tmp / "kubeconfig", notify_identity)
+    return function_env(standins, tmp, kubeconfig)
+
+
+@pytest.fixture(scope="module")
+def function(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Function]:
+    fn = Function(env, tmp_path_factory.mktemp("notify-log") / "function.log")
     yield fn
     fn.stop()
     assert GITLAB_TOKEN not in fn.log_path.read_text() and GITHUB_TOKEN not in fn.log_path.read_text()
-
-
-def payload(name: str, uid: str, annotations: dict[str, str]) -> dict[str, Any]:
-    data = json.loads((EVENTS / f"{name}.json").read_text())
-    run = data["pipelineRun"]
-    run["metadata"]["uid"] = uid
-    run["metadata"]["annotations"] = dict(run["metadata"].get("annotations") or {}, **annotations)
-    return data
 
 
 def post(fn: Function, state: str, data: dict[str, Any], mode: str = "binary") -> tuple[int, Any]:
@@ -366,7 +459,9 @@ def post(fn: Function, state: str, data: dict[str, Any], mode: str = "binary") -
     request = urllib.request.Request(fn.url("/"), data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=60) as resp:
-            return resp.status, resp.read()
+            return resp.status, json.loads(
+                resp.read() or b"null"
+            ) if resp.headers.get_content_type() == "application/json" else None
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
 
@@ -385,14 +480,22 @@ def fresh_sha() -> str:
 
 
 @pytest.fixture
-def run_ids(standins: StandIns) -> Iterator[tuple[str, str]]:
-    """A fresh run UID and commit per test; the stand-ins' checks must hold for every request."""
-    yield str(uuid.uuid4()), fresh_sha()
+def sha(standins: StandIns) -> Iterator[str]:
+    """A fresh commit per test; the stand-ins' checks must hold for every request."""
+    yield fresh_sha()
     assert standins.errors == []
 
 
 def states_of(standins: StandIns, kind: str, sha: str, field_name: str = "state") -> list[str]:
     return [s.body[field_name] for s in standins.of(kind, sha=sha)]
+
+
+def hooks_of(standins: StandIns, uid: str) -> list[Seen]:
+    return [s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]
+
+
+def uid_of(data: dict[str, Any]) -> str:
+    return data["pipelineRun"]["metadata"]["uid"]
 
 
 def test_health_probes_answer_get(function: Function) -> None:
@@ -406,18 +509,19 @@ def test_health_probes_answer_get(function: Function) -> None:
 
 
 def test_a_run_from_queued_to_successful_in_binary_mode(
-    function: Function, standins: StandIns, run_ids: tuple[str, str]
+    function: Function, standins: StandIns, runs: Runs, sha: str
 ) -> None:
-    uid, sha = run_ids
     notes = dict(ALL, **{f"{PREFIX}sha": sha})
-    for name, state in [
-        ("01-queued", "queued"),
+    data = runs.create("01-queued", notes)
+    name, uid, ns = data["pipelineRun"]["metadata"]["name"], uid_of(data), runs.namespace
+    assert post(function, "queued", data)[0] == 200
+    for fixture, state in [
         ("01-started", "started"),
         ("01-running", "running"),
         ("01-running-later", "running"),
         ("01-successful", "successful"),
     ]:
-        status, _ = post(function, state, payload(name, uid, notes))
+        status, _ = post(function, state, runs.step(name, fixture))
         assert status == 200, state
     gitlab = standins.of("gitlab", sha=sha)
     assert [(s.body["state"], s.status) for s in gitlab] == [
@@ -428,25 +532,28 @@ def test_a_run_from_queued_to_successful_in_binary_mode(
     ]
     first = gitlab[0]
     assert first.path == f"/gitlab/api/v4/projects/group%2Fapp/statuses/{sha}"
-    assert first.body["name"] == "tekton/demo/build-and-test"
-    assert first.body["target_url"] == f"{LISTENER}/logs/demo/build-and-test-run-x7k2p"
+    assert first.body["name"] == f"tekton/{ns}/build-and-test"
+    assert first.body["target_url"] == f"{LISTENER}/logs/{ns}/{name}"
     assert gitlab[-1].body["description"].startswith("Succeeded (Completed: Tasks Completed: 3")
     assert states_of(standins, "github", sha) == ["pending", "pending", "pending", "success"]
-    assert {s.body["context"] for s in standins.of("github", sha=sha)} == {"tekton/demo/build-and-test"}
-    hooks = [s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]
+    assert {s.body["context"] for s in standins.of("github", sha=sha)} == {f"tekton/{ns}/build-and-test"}
+    hooks = hooks_of(standins, uid)
     assert [h.body["state"] for h in hooks] == ["queued", "started", "running", "successful"]
     assert hooks[-1].body["sha"] == sha and hooks[-1].headers["x-notify-delivery"] == f"{uid}/successful"
-    slack = [s for s in standins.of("slack") if "build-and-test-run-x7k2p" in s.body["text"]]
+    slack = [s for s in standins.of("slack") if name in s.body["text"]]
     assert len(slack) == 1 and "succeeded" in slack[0].body["text"]  # Slack: terminal states by default
+    record = runs.record(name)
+    assert record["uid"] == uid and record["rank"] == 4 and len(record["sent"]) == 4
 
 
-def test_structured_mode_failed_run_with_stopping(
-    function: Function, standins: StandIns, run_ids: tuple[str, str]
-) -> None:
-    uid, sha = run_ids
+def test_structured_mode_failed_run_with_stopping(function: Function, standins: StandIns, runs: Runs, sha: str) -> None:
     notes = dict(ALL, **{f"{PREFIX}sha": sha, f"{PREFIX}slack-notify-on": "failure"})
-    for name, state in [("02-running", "running"), ("02-unknown-stopping", "unknown"), ("02-failed", "failed")]:
-        assert post(function, state, payload(name, uid, notes), mode="structured")[0] == 200
+    data = runs.create("02-running", notes)
+    name = data["pipelineRun"]["metadata"]["name"]
+    assert post(function, "running", data, mode="structured")[0] == 200
+    for fixture, state in [("02-unknown-stopping", "unknown"), ("02-failed", "failed")]:
+        assert post(function, state, runs.step(name, fixture), mode="structured")[0] == 200
+    # `unknown` (stopping) ranks above running: sent to GitHub as pending; GitLab already shows running
     assert [(s.body["state"], s.status) for s in standins.of("gitlab", sha=sha)] == [
         ("running", 201),
         ("running", 400),
@@ -455,96 +562,93 @@ def test_structured_mode_failed_run_with_stopping(
     github = standins.of("github", sha=sha)
     assert [s.body["state"] for s in github] == ["pending", "pending", "failure"]
     assert github[1].body["description"] == "In progress (PipelineRunStopping)"
-    assert github[0].body["context"] == "tekton/demo/release-run-9fz4q"
-    slack = [s for s in standins.of("slack") if "release-run-9fz4q" in s.body["text"]]
+    assert github[0].body["context"] == f"tekton/{runs.namespace}/{name}"
+    slack = [s for s in standins.of("slack") if name in s.body["text"]]
     assert len(slack) == 1 and slack[0].body["text"].startswith(":x:")
 
 
-def test_cancelled_and_timed_out_runs(function: Function, standins: StandIns, run_ids: tuple[str, str]) -> None:
-    uid, sha = run_ids
+def test_cancelled_and_timed_out_runs(function: Function, standins: StandIns, runs: Runs, sha: str) -> None:
     notes = {f"{PREFIX}gitlab-project": "42", f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha}
-    assert post(function, "failed", payload("04-failed-cancelled", uid, notes))[0] == 200
+    assert post(function, "failed", runs.create("04-failed-cancelled", notes))[0] == 200
     assert states_of(standins, "gitlab", sha) == ["canceled"]
     assert standins.of("gitlab", sha=sha)[0].path.startswith("/gitlab/api/v4/projects/42/statuses/")
     assert states_of(standins, "github", sha) == ["error"]
     sha2 = fresh_sha()
     notes[f"{PREFIX}sha"] = sha2
-    assert post(function, "failed", payload("05-failed-timeout", str(uuid.uuid4()), notes))[0] == 200
+    assert post(function, "failed", runs.create("05-failed-timeout", notes))[0] == 200
     assert states_of(standins, "gitlab", sha2) == ["failed"]
     assert states_of(standins, "github", sha2) == ["failure"]
 
 
 def test_duplicates_and_out_of_order_events_are_dropped(
-    function: Function, standins: StandIns, run_ids: tuple[str, str]
+    function: Function, standins: StandIns, runs: Runs, sha: str
 ) -> None:
-    uid, sha = run_ids
     notes = {f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha}
     notes[f"{PREFIX}webhook"] = "true"
-    assert post(function, "running", payload("01-running", uid, notes))[0] == 200
-    assert post(function, "successful", payload("01-successful", uid, notes))[0] == 200
+    running = runs.create("01-running", notes)
+    name = running["pipelineRun"]["metadata"]["name"]
+    assert post(function, "running", running)[0] == 200
+    assert post(function, "successful", runs.step(name, "01-successful"))[0] == 200
     # after a controller restart: the same states again (new ids), and late lower ones
-    for name, state in [("01-successful", "successful"), ("01-running", "running"), ("01-started", "started")]:
-        status, _ = post(function, state, payload(name, uid, notes), mode="structured")
+    for data, state in [(runs.data(name), "successful"), (running, "running"), (running, "started")]:
+        status, _ = post(function, state, data, mode="structured")
         assert status == 200
     assert states_of(standins, "gitlab", sha) == ["running", "success"]
     assert states_of(standins, "github", sha) == ["pending", "success"]
-    hooks = [s.body["state"] for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]
-    assert hooks == ["running", "successful"]
+    assert [h.body["state"] for h in hooks_of(standins, uid_of(running))] == ["running", "successful"]
 
 
 def test_5xx_retried_and_a_failing_target_does_not_block_others(
-    function: Function, standins: StandIns, run_ids: tuple[str, str]
+    function: Function, standins: StandIns, runs: Runs, sha: str
 ) -> None:
-    uid, sha = run_ids
     notes = dict(ALL, **{f"{PREFIX}sha": sha})
     err = (500, {"Content-Type": "application/json"}, b'{"message":"500 Internal Server Error"}')
     standins.script["gitlab"] = [err, err]
     standins.script["github"] = [(503, {}, b"")] * 4  # every attempt of this event fails
     slack_before = len(standins.of("slack"))
-    status, body = post(function, "failed", payload("02-failed", uid, notes))
+    data = runs.create("02-failed", notes)
+    status, body = post(function, "failed", data)
     assert status == 502  # Eventing retries / dead-letters
     assert list(body["failed"]) == ["github#1"]
     assert [s.status for s in standins.of("gitlab", sha=sha)] == [500, 500, 201]
     assert [s.status for s in standins.of("github", sha=sha)] == [503] * 4
     assert len(standins.of("slack")) == slack_before + 1
-    assert len([s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]) == 1
+    assert len(hooks_of(standins, uid_of(data))) == 1
     # Eventing redelivers (same event, new delivery): only GitHub is sent again
-    status, _ = post(function, "failed", payload("02-failed", uid, notes))
+    status, _ = post(function, "failed", data)
     assert status == 200
     assert [s.status for s in standins.of("github", sha=sha)] == [503] * 4 + [201]
     assert len(standins.of("gitlab", sha=sha)) == 3
     assert len(standins.of("slack")) == slack_before + 1
-    assert len([s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]) == 1
+    assert len(hooks_of(standins, uid_of(data))) == 1
 
 
-def test_429_retry_after_is_honoured(function: Function, standins: StandIns, run_ids: tuple[str, str]) -> None:
-    uid, sha = run_ids
+def test_429_retry_after_is_honoured(function: Function, standins: StandIns, runs: Runs, sha: str) -> None:
     notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha}
     standins.script["github"] = [(429, {"Retry-After": "1"}, b'{"message":"rate limited"}')]
-    assert post(function, "running", payload("01-running", uid, notes))[0] == 200
+    assert post(function, "running", runs.create("01-running", notes))[0] == 200
     first, second = standins.of("github", sha=sha)
     assert (first.status, second.status) == (429, 201)
     assert second.at - first.at >= 0.9  # waited Retry-After (1 s), not the 0.05 s backoff
 
 
 def test_a_hanging_target_times_out_and_is_retried(
-    function: Function, standins: StandIns, run_ids: tuple[str, str]
+    function: Function, standins: StandIns, runs: Runs, sha: str
 ) -> None:
-    uid, _ = run_ids
     standins.script["webhook"] = ["hang"]
-    assert post(function, "running", payload("04-running", uid, {f"{PREFIX}webhook": "true"}))[0] == 200
-    hooks = [s for s in standins.of("webhook") if s.body["pipelineRun"]["uid"] == uid]
+    data = runs.create("04-running", {f"{PREFIX}webhook": "true"})
+    assert post(function, "running", data)[0] == 200
+    hooks = hooks_of(standins, uid_of(data))
     assert len(hooks) == 2 and hooks[1].status == 204
     assert hooks[1].at - hooks[0].at >= 0.9  # NOTIFY_HTTP_TIMEOUT_SECONDS=1
 
 
 def test_permanent_failure_answers_422_without_retrying(
-    function: Function, standins: StandIns, run_ids: tuple[str, str]
+    function: Function, standins: StandIns, runs: Runs, sha: str
 ) -> None:
-    uid, sha = run_ids
     notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}sha": sha}
     standins.script["github"] = [(401, {}, b'{"message":"Bad credentials"}')]
-    status, body = post(function, "successful", payload("01-successful", uid, notes))
+    status, body = post(function, "successful", runs.create("01-successful", notes))
     assert status == 422
     assert body["failed"] == {"github#1": {"verdict": "fail", "status": 401}}
     assert len(standins.of("github", sha=sha)) == 1
@@ -560,26 +664,78 @@ def test_unusable_payload_is_400_and_foreign_events_are_ignored(function: Functi
         assert resp.status == 200
 
 
-def test_after_a_restart_the_terminal_state_check_stops_a_late_running(
-    standins: StandIns, tmp_path: Path, run_ids: tuple[str, str]
+# -- forged events: the event is a hint, the API is the truth --------------------------------------
+def forged(data: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    out["pipelineRun"]["metadata"].update(meta)
+    return out
+
+
+def test_a_forged_success_posts_nothing_and_the_real_failure_is_posted(
+    function: Function, standins: StandIns, runs: Runs, sha: str
 ) -> None:
-    uid, sha = run_ids
+    notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha, f"{PREFIX}webhook": "true"}
+    running = runs.create("02-running", notes)
+    name = running["pipelineRun"]["metadata"]["name"]
+    assert post(function, "running", running)[0] == 200
+    # the attacker's copy: state successful, a condition that says so, and another repository
+    fake = json.loads((EVENTS / "01-successful.json").read_text())["pipelineRun"]
+    lie = forged(running, annotations={**notes, f"{PREFIX}github-repo": "victim/other"})
+    lie["pipelineRun"]["status"] = fake["status"]
+    status, body = post(function, "successful", lie)
+    assert status == 200 and body["state"] == "running" and body["delivered"] == []
+    assert states_of(standins, "github", sha) == ["pending"]
+    assert not [s for s in standins.of("github") if "victim" in s.path]
+    # the real failure, afterwards, is posted
+    status, body = post(function, "failed", runs.step(name, "02-failed"))
+    assert status == 200 and body["state"] == "failed"
+    assert states_of(standins, "github", sha) == ["pending", "failure"]
+    assert [h.body["state"] for h in hooks_of(standins, uid_of(running))] == ["running", "failed"]
+
+
+def test_events_for_unknown_runs_or_other_uids_post_nothing(
+    function: Function, standins: StandIns, runs: Runs, sha: str
+) -> None:
+    notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha, f"{PREFIX}webhook": "true"}
+    real = runs.create("01-successful", notes)
+    before = len(standins.seen)
+    no_such = forged(real, name="does-not-exist", uid=str(uuid.uuid4()))
+    status, body = post(function, "successful", no_such)
+    assert (status, body["ignored"]) == (200, "no such run")
+    other_uid = forged(real, uid=str(uuid.uuid4()))
+    status, body = post(function, "successful", other_uid)
+    assert (status, body["ignored"]) == (200, "the run's uid is not the event's")
+    other_ns = forged(real, namespace="kube-system")
+    status, body = post(function, "successful", other_ns)  # notify's Role is not bound there
+    assert status == 200 and "ignored" in body
+    assert len(standins.seen) == before
+    assert "no such run, nothing sent" in function.log_path.read_text()
+    assert post(function, "successful", real)[0] == 200
+    assert states_of(standins, "github", sha) == ["success"]
+
+
+def test_a_restart_between_two_events_reposts_nothing(
+    standins: StandIns, runs: Runs, env: dict[str, str], tmp_path: Path, sha: str
+) -> None:
     notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}sha": sha}
-    env = function_env(standins, tmp_path)
+    notes[f"{PREFIX}webhook"] = "true"
+    running = runs.create("01-running", notes)
+    name = running["pipelineRun"]["metadata"]["name"]
     first = Function(env, tmp_path / "first.log")
     try:
-        assert post(first, "successful", payload("01-successful", uid, notes))[0] == 200
+        assert post(first, "running", running)[0] == 200
+        assert post(first, "successful", runs.step(name, "01-successful"))[0] == 200
     finally:
         first.stop()
+    posted = len(standins.seen)
     second = Function(env, tmp_path / "second.log")  # scale-to-zero: a new pod, empty memory
     try:
-        assert post(second, "running", payload("01-running", uid, notes))[0] == 200
-        # a different run on the same commit and context is not blocked by this run's final status
-        other = payload("01-running", str(uuid.uuid4()), notes)
-        other["pipelineRun"]["metadata"]["name"] = "build-and-test-run-other"
-        assert post(second, "running", other)[0] == 200
+        # Tekton's controller restarted too: the final event again, and a late running one
+        assert post(second, "successful", runs.data(name))[0] == 200
+        assert post(second, "running", running)[0] == 200
     finally:
         second.stop()
-    assert states_of(standins, "gitlab", sha) == ["success", "running"]
-    assert states_of(standins, "github", sha) == ["success", "pending"]
-    assert len(standins.of("gitlab", "GET", sha)) == 2 and len(standins.of("github", "GET", sha)) == 2
+    assert len(standins.seen) == posted, "nothing posted, not even a terminal-state check"
+    assert states_of(standins, "gitlab", sha) == ["running", "success"]
+    assert states_of(standins, "github", sha) == ["pending", "success"]
+    assert [h.body["state"] for h in hooks_of(standins, uid_of(running))] == ["running", "successful"]

@@ -15,6 +15,7 @@ from shared.notify.delivery import Deliverer, retry_after_seconds
 from shared.notify.events import EventError, parse_event
 from shared.notify.notifier import Notifier
 from shared.notify.protocol import Sender
+from shared.notify.record import RECORD_ANNOTATION, DeliveryRecord
 from shared.notify.selection import parse_states, select_targets
 from shared.notify.senders import (
     KINDS,
@@ -233,6 +234,25 @@ def test_lru_forgets_the_least_recently_used_run() -> None:
     assert "a" in states and "c" in states and "b" not in states
 
 
+class OneRun:
+    """A RunStore holding one run, as the API would return it; records what is saved."""
+
+    def __init__(self, run: dict[str, Any]) -> None:
+        self.run = run
+        self.saved: list[str] = []
+
+    def pipelinerun(self, namespace: str, name: str) -> dict[str, Any] | None:
+        meta = self.run["metadata"]
+        return self.run if (meta["namespace"], meta["name"]) == (namespace, name) else None
+
+    def taskruns(self, namespace: str, name: str) -> list[dict[str, Any]]:
+        return []
+
+    def save(self, run: dict[str, Any], record: Any) -> bool:
+        self.saved.append(record.to_json())
+        return True
+
+
 def test_concurrent_duplicates_are_sent_once_and_secrets_are_not_logged(caplog: pytest.LogCaptureFixture) -> None:
     entered, gate, second = threading.Event(), threading.Event(), threading.Event()
     posts: list[str] = []
@@ -249,8 +269,8 @@ def test_concurrent_duplicates_are_sent_once_and_secrets_are_not_logged(caplog: 
         return HttpResponse(201, {}, b"{}")
 
     s = settings()
-    notifier = Notifier(s, Deliverer(s.retry, transport))
     d = data("01-successful", {P + "github-repo": "o/r", P + "sha": SHA}, uid="u-1")
+    notifier = Notifier(s, Deliverer(s.retry, transport), runs=OneRun(d["pipelineRun"]))
     caplog.set_level(logging.DEBUG)
     results: list[int] = []
     first = threading.Thread(target=lambda: results.append(notifier.handle(T.format("successful"), "1", d).status))
@@ -264,3 +284,22 @@ def test_concurrent_duplicates_are_sent_once_and_secrets_are_not_logged(caplog: 
     dup.join(10)
     assert results == [200, 200] and len(posts) == 1
     assert "gh-secret" not in caplog.text
+
+
+def test_delivery_record_keys_by_state_and_rank_and_belongs_to_one_run() -> None:
+    record = DeliveryRecord("u-1")
+    record.add("github|x", "running", 2)
+    assert record.delivered("github|x", "running", 2) and record.delivered("github|x", "started", 1)
+    assert not record.delivered("github|x", "failed", 4) and not record.delivered("gitlab|x", "running", 2)
+    run = {"metadata": {"uid": "u-1", "annotations": {RECORD_ANNOTATION: record.to_json()}}}
+    again = DeliveryRecord.of(run)
+    assert again.delivered("github|x", "running", 2) and "github|x" not in record.to_json()
+    copied = {"metadata": {"uid": "u-2", "annotations": {RECORD_ANNOTATION: record.to_json()}}}
+    assert not DeliveryRecord.of(copied).delivered("github|x", "running", 2)
+    garbage = {"metadata": {"uid": "u-1", "annotations": {RECORD_ANNOTATION: "{not json"}}}
+    assert DeliveryRecord.of(garbage).sent == {}
+    other = DeliveryRecord("u-1")
+    other.add("slack|team", "failed", 4)
+    other.seen(4)
+    again.merge(other)
+    assert again.rank == 4 and again.delivered("slack|team", "failed", 4) and again.delivered("github|x", "running", 2)

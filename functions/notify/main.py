@@ -28,9 +28,9 @@ def _json(body: object, status: int) -> flask.Response:
 @functions_framework.cloud_event
 def notify(event: CloudEvent) -> None:
     outcome = notifier.handle(event["type"], event["id"], event.get_data())
-    if outcome.status >= 300:
-        # The framework answers 200 "OK" for a cloudevent target that returns; abort() carries ours.
-        flask.abort(_json(outcome.body, outcome.status))
+    # The framework answers 200 "OK" for a cloudevent target that returns; abort() carries our
+    # status and JSON body (what was delivered, or why nothing was), also for 200.
+    flask.abort(_json(outcome.body, outcome.status))
 
 
 def liveness() -> flask.Response:

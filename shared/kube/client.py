@@ -100,14 +100,26 @@ class Kube:
         self._api = api_client
 
     # -- plumbing ---------------------------------------------------------------------------------
-    def _open(self, path: str, query: dict[str, Any], timeout: Any) -> urllib3.HTTPResponse:
+    def _open(
+        self,
+        path: str,
+        query: dict[str, Any],
+        timeout: Any,
+        method: str = "GET",
+        body: Any = None,
+        content_type: str = "",
+    ) -> urllib3.HTTPResponse:
         params = [(k, v) for k, v in query.items() if v is not None]
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
         try:
             request = self._api.param_serialize(
-                method="GET",
+                method=method,
                 resource_path=path,
                 query_params=params,
-                header_params={"Accept": "application/json"},
+                header_params=headers,
+                body=body,
                 auth_settings=["BearerToken"],
             )
             response = self._api.call_api(*request, _request_timeout=timeout)
@@ -124,6 +136,15 @@ class Kube:
 
     def get(self, path: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
         raw = self._open(path, query or {}, REQUEST_TIMEOUT)
+        try:
+            return json.loads(raw.data)
+        finally:
+            raw.release_conn()
+
+    def send(self, method: str, path: str, body: Any, content_type: str = "application/json") -> dict[str, Any]:
+        """One write (POST, PUT, PATCH with `content_type`); the answer's JSON. The few writers
+        (notify's delivery record and Lease, TokenReviews) have their own RBAC rules."""
+        raw = self._open(path, {}, REQUEST_TIMEOUT, method, body, content_type)
         try:
             return json.loads(raw.data)
         finally:

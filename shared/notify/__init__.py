@@ -7,10 +7,13 @@ The notify function uses only this surface:
     respond outcome.status with outcome.body (JSON)
     notifier.ready() -> (ok, reason) for the readiness probe
 
-Inside: `events` (CloudEvent → `RunEvent`, ranks), `selection` (which targets a run has, from
+The event only names a run: the notifier reads it from the API (`runs_api`) and reports what it
+finds there, keeping what it delivered on the run itself (`record`).
+
+Inside: `events` (CloudEvent / API object → `RunEvent`, ranks), `selection` (which targets a run has, from
 annotations over namespace defaults), `senders` (one `Sender` per target kind: `commit_status` for
 GitLab and GitHub, `hooks` for Slack and webhooks, behind `protocol`), `delivery` (one request with
-retries), `state` (what was reported, per run), `notifier` (one event → deliveries), `config`.
+retries), `state` (a lock and a cached record per run), `notifier` (one event → deliveries), `config`.
 The run's outcome comes from the run model (`shared.runs.outcome`), as for `/status`.
 
 See docs/notify.md for annotations, config, secrets and delivery semantics.

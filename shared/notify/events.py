@@ -156,6 +156,9 @@ def parse_event(event_type: str, event_id: str, data: Any) -> RunEvent | None:
     and is checked against the payload's Succeeded condition; if they disagree the condition wins
     (it is the snapshot the event was made from). Raises EventError for a PipelineRun event type
     whose payload is unusable.
+
+    What this returns is a *claim*: whoever can reach the notifier can send it. The notifier only
+    takes the run's namespace, name and uid from it and reads the run itself (`run_event`).
     """
     type_state = state_from_type(event_type)
     if type_state is None:
@@ -169,7 +172,12 @@ def parse_event(event_type: str, event_id: str, data: Any) -> RunEvent | None:
             raise EventError(f"data is not JSON: {e}") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("pipelineRun"), Mapping):
         raise EventError('data has no "pipelineRun" object')
-    run = data["pipelineRun"]
+    return run_event(data["pipelineRun"], event_type, event_id, type_state)
+
+
+def run_event(run: Mapping[str, Any], event_type: str = "", event_id: str = "", claimed: str | None = None) -> RunEvent:
+    """The RunEvent a PipelineRun object stands for: an event's payload, or the run as the API
+    returns it (`claimed` None: the state is its Succeeded condition's, `queued` without one)."""
     metadata = run.get("metadata") if isinstance(run.get("metadata"), Mapping) else {}
     spec = run.get("spec") if isinstance(run.get("spec"), Mapping) else {}
     status = run.get("status") if isinstance(run.get("status"), Mapping) else {}
@@ -178,17 +186,17 @@ def parse_event(event_type: str, event_id: str, data: Any) -> RunEvent | None:
         if not isinstance(value, str) or not value:
             raise EventError(f"pipelineRun.metadata.{key} is missing")
     condition = succeeded_condition(run)
-    state = type_state
     condition_state = state_from_condition(condition)
-    if condition_state is not None and condition_state != type_state:
+    state = claimed or condition_state or "queued"
+    if condition_state is not None and condition_state != state:
         # e.g. a `running` type carrying a False condition: the payload is the snapshot the event
         # was made from, so it wins. A `queued` run may already carry an Unknown condition.
-        if not (type_state == "queued" and condition_state == "unknown"):
+        if not (state == "queued" and condition_state == "unknown"):
             state = condition_state
     reason = condition.reason if condition else ""
     message = condition.message if condition else ""
     return RunEvent(
-        event_type=event_type,
+        event_type=event_type or f"{TYPE_PREFIX}{state}{TYPE_SUFFIX}",
         event_id=event_id,
         state=state,
         reason=reason,

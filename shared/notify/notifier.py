@@ -1,18 +1,23 @@
-"""Turning one CloudEvent into deliveries, idempotently and in order.
+"""Turning one event into deliveries: the event is a hint, the API is the truth.
 
-For an event of rank r for run u (ranks in `events`):
-1. r below the highest rank already seen for u: dropped as stale (a late `running` after
-   `successful`), nothing is sent.
-2. Each selected target that wants the event's state and has not yet been delivered rank >= r
-   for u is sent to; the others are skipped (duplicates, and targets already done on an earlier
-   delivery of this same event).
-3. Targets are sent to in parallel, each with its own retries; one failing does not hold up or
-   stop the others. A delivered target is recorded at once.
+For an event naming run n (namespace, name) with uid u:
+1. The run is read from the API. If it does not exist, or its uid is not u, nothing is sent: the
+   answer is 200 (redelivering cannot make it exist) and a warning is logged. If the API cannot
+   be reached the answer is 503, for Eventing to redeliver.
+2. What is reported is the run as the API has it (its state, annotations, params), never the
+   event's payload. An event claiming `successful` for a running run reports `running`.
+3. With the run's delivery record (`record`, stored on the run): the run's state ranked below
+   one already acted on is dropped as stale; each selected target that wants the state and has
+   not yet got it (nor a state ranked at or above it) is sent to, in parallel, each with its own
+   retries; the record is then stored on the run, so a restarted instance neither re-posts nor
+   skips.
 4. The answer: 200 when every wanted target is delivered (or nothing was to be done); 502 when
    some target gave up on a transient error (Knative Eventing retries the event, and on that
    redelivery only the targets not yet delivered are sent to); 422 when the only failures are
    permanent (4xx answers, missing token: retrying cannot help, Eventing dead-letters it);
    400 for a PipelineRun event whose payload is unusable.
+
+The watch-fed mode (`watcher`) calls `report_run` with each run it sees: the same steps from 2 on.
 """
 
 from __future__ import annotations
@@ -23,11 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.kube.client import Forbidden, KubeError
 from shared.notify.config import ConfigError, Settings
 from shared.notify.delivery import Deliverer, Result
-from shared.notify.events import TERMINAL_RANK, EventError, RunEvent, parse_event
+from shared.notify.events import TERMINAL_RANK, EventError, RunEvent, parse_event, run_event
+from shared.notify.record import DeliveryRecord
+from shared.notify.runs_api import RunStore
 from shared.notify.selection import Target, select_targets
-from shared.notify.state import RunRecord, RunStates
+from shared.notify.state import RunStates
+from shared.runs.model import Obj
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +48,33 @@ class Outcome:
 
 
 class Notifier:
-    def __init__(self, settings: Settings, deliverer: Deliverer | None = None, states: RunStates | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        deliverer: Deliverer | None = None,
+        states: RunStates | None = None,
+        runs: RunStore | None = None,
+    ) -> None:
         self.settings = settings
         self.deliverer = deliverer or Deliverer(settings.retry)
         self.states = states or RunStates(settings.state_max_runs)
+        self._runs = runs
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
         return cls(Settings.from_env(environ))
+
+    @property
+    def runs(self) -> RunStore:
+        """The API access, made on first use (KUBECONFIG, else the in-cluster ServiceAccount)."""
+        if self._runs is None:
+            from shared.config import Settings as KubeSettings
+            from shared.config import load
+            from shared.kube.client import Kube, load_api_client
+            from shared.notify.runs_api import ApiRuns
+
+            self._runs = ApiRuns(Kube(load_api_client(load(KubeSettings, self.settings.env))))
+        return self._runs
 
     def ready(self) -> tuple[bool, str]:
         """Readiness: the config file (if any) parses."""
@@ -58,31 +86,70 @@ class Notifier:
 
     def handle(self, event_type: str, event_id: str, data: Any) -> Outcome:
         try:
-            event = parse_event(event_type, event_id, data)
+            claim = parse_event(event_type, event_id, data)
         except EventError as e:
             log.warning("event %s (%s) rejected: %s", event_id, event_type, e)
             return Outcome(400, {"error": str(e)})
-        if event is None:
+        if claim is None:
             return Outcome(200, {"ignored": f"not a PipelineRun event: {event_type}"})
+        run = f"{claim.namespace}/{claim.name}"
+        memory = self.states.get(claim.uid)
+        with memory.lock:
+            try:
+                obj = self.runs.pipelinerun(claim.namespace, claim.name)
+            except Forbidden as e:
+                log.error("event %s for %s: the run cannot be read (%s), nothing sent", event_id, run, e.reason)
+                return Outcome(200, {"run": run, "ignored": "the run cannot be read"})
+            except KubeError as e:
+                log.warning("event %s for %s: the API did not answer (%s)", event_id, run, e.reason)
+                return Outcome(503, {"run": run, "error": "kubernetes API unavailable"})
+            if obj is None or (obj.get("metadata") or {}).get("uid") != claim.uid:
+                why = "no such run" if obj is None else "the run's uid is not the event's"
+                log.warning(
+                    "event %s (%s, uid %s) for %s: %s, nothing sent", event_id, claim.state, claim.uid, run, why
+                )
+                return Outcome(200, {"run": run, "ignored": why})
+            outcome = self._report(run_event(obj, "", event_id), obj, memory)
+        if outcome.body.get("state") != claim.state:
+            log.info(
+                "event %s for %s claimed %s; the API says %s", event_id, run, claim.state, outcome.body.get("state")
+            )
+        return outcome
+
+    def report_run(self, obj: Obj) -> Outcome:
+        """Reports a run as read from the API (the watch-fed mode)."""
+        try:
+            event = run_event(obj)
+        except EventError as e:
+            return Outcome(400, {"error": str(e)})
+        memory = self.states.get(event.uid)
+        with memory.lock:
+            return self._report(event, obj, memory)
+
+    def _report(self, event: RunEvent, obj: Obj, memory: Any) -> Outcome:
         try:
             config = self.settings.config.get()
         except ConfigError as e:
             log.error("%s", e)
             return Outcome(503, {"error": "notifier config is invalid"})
-        targets = select_targets(event, self.settings, config)
         run = f"{event.namespace}/{event.name}"
-        record = self.states.get(event.uid)
-        with record.lock:
-            if event.rank < record.max_rank:
-                log.info(
-                    "%s: %s (rank %d) after rank %d, dropped as stale", run, event.state, event.rank, record.max_rank
-                )
-                return Outcome(200, {"run": run, "state": event.state, "stale": True})
-            fresh_record = record.max_rank < 0
-            record.max_rank = max(record.max_rank, event.rank)
-            todo = [t for t in targets if t.wants(event.state) and record.delivered.get(t.key, -1) < event.rank]
-            skipped = [t.kind for t in targets if t not in todo]
-            results = self._deliver_all(event, todo, record, fresh_record)
+        record = DeliveryRecord.of(obj)
+        if memory.record is not None and memory.record.uid == record.uid:
+            record.merge(memory.record)
+        if event.rank < record.rank:
+            log.info("%s: %s (rank %d) after rank %d, dropped as stale", run, event.state, event.rank, record.rank)
+            return Outcome(200, {"run": run, "state": event.state, "stale": True})
+        targets = select_targets(event, self.settings, config)
+        fresh_record = record.rank < 0
+        todo = [t for t in targets if t.wants(event.state) and not record.delivered(t.key, event.state, event.rank)]
+        skipped = [t.kind for t in targets if t not in todo]
+        checks = {t.key: fresh_record and not record.knows(t.key) for t in todo}
+        results = self._deliver_all(event, todo, record, checks)
+        if record.rank < event.rank or results:
+            record.seen(event.rank)
+            memory.record = record
+            if any(r.delivered for r in results.values()) or fresh_record:
+                self.runs.save(obj, record)
         failed = {k: r for k, r in results.items() if not r.delivered}
         body: dict[str, Any] = {
             "run": run,
@@ -97,18 +164,13 @@ class Notifier:
         return Outcome(502 if transient else 422, body)
 
     def _deliver_all(
-        self, event: RunEvent, targets: list[Target], record: RunRecord, fresh_record: bool
+        self, event: RunEvent, targets: list[Target], record: DeliveryRecord, checks: Mapping[str, bool]
     ) -> dict[str, Result]:
         if not targets:
             return {}
         labels = {t.key: f"{t.kind}#{i}" for i, t in enumerate(targets)}
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="notify") as pool:
-            futures = {
-                t.key: pool.submit(
-                    self._deliver_one, event, t, labels[t.key], fresh_record and t.key not in record.delivered
-                )
-                for t in targets
-            }
+            futures = {t.key: pool.submit(self._deliver_one, event, t, labels[t.key], checks[t.key]) for t in targets}
             results = {}
             for target in targets:
                 try:
@@ -117,7 +179,7 @@ class Notifier:
                     log.exception("%s: delivery crashed", labels[target.key])
                     result = Result("retry", 0, None, repr(e))
                 if result.delivered:
-                    record.delivered[target.key] = event.rank
+                    record.add(target.key, event.state, event.rank)
                 results[labels[target.key]] = result
         return results
 

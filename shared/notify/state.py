@@ -1,14 +1,10 @@
-"""What has been reported, per run: a bounded in-process LRU keyed by run UID.
+"""Per-process memory of runs: a lock per run and its last delivery record, in a bounded LRU by UID.
 
-For each run: the highest rank seen in any event, and per target the rank last delivered. A lock
-per run serialises the events of one run (so two copies of an event arriving together are not
-both sent), while events of different runs proceed in parallel.
-
-Limitation: this lives in one process. A scale-to-zero or restarted pod starts empty, and with
-several replicas (or gunicorn WORKERS > 1) each has its own copy. What then protects the targets
-is documented in docs/notify.md ("Delivery semantics"): GitLab refuses repeating a state, and
-before posting a non-terminal state without a record the notifier reads the commit's statuses
-and drops the post if this run's status there is already terminal.
+The lock serialises the events of one run (two copies of an event arriving together are not both
+sent), while events of different runs proceed in parallel. The record here is a cache of the one
+stored on the PipelineRun (`record`), which is what survives a restart or scale-to-zero; the
+cache only matters when that one cannot be written (no `patch pipelineruns`): then a restarted
+instance falls back on the terminal-state check (docs/notify.md, "Delivery semantics").
 """
 
 from __future__ import annotations
@@ -17,12 +13,13 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from shared.notify.record import DeliveryRecord
+
 
 @dataclass
 class RunRecord:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    max_rank: int = -1
-    delivered: dict[str, int] = field(default_factory=dict)
+    record: DeliveryRecord | None = None
 
 
 class RunStates:
