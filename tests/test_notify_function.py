@@ -237,9 +237,13 @@ class StandIns:
     def check_webhook(self, s: Seen, raw: bytes) -> None:
         if s.method != "POST" or s.path != "/hook":
             self.errors.append(f"webhook: {s.method} {s.path}")
-        expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+        stamp = s.headers.get("x-notify-timestamp", "")
+        if not stamp.isdigit() or abs(time.time() - int(stamp)) > 300:
+            self.errors.append("webhook: X-Notify-Timestamp missing or outside the replay window")
+        signed = stamp.encode() + b"." + raw
+        expected = "sha256=" + hmac.new(WEBHOOK_SECRET.encode(), signed, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(s.headers.get("x-signature-256", ""), expected):
-            self.errors.append("webhook: X-Signature-256 does not match the body")
+            self.errors.append("webhook: X-Signature-256 does not match timestamp + body")
         b = s.body or {}
         if not {"id", "type", "state", "pipelineRun"} <= set(b):
             self.errors.append(f"webhook: body {b}")
@@ -739,3 +743,12 @@ def test_a_restart_between_two_events_reposts_nothing(
     assert states_of(standins, "gitlab", sha) == ["running", "success"]
     assert states_of(standins, "github", sha) == ["pending", "success"]
     assert [h.body["state"] for h in hooks_of(standins, uid_of(running))] == ["running", "successful"]
+
+
+def test_fan_out_is_one_post_per_distinct_target(function: Function, standins: StandIns, runs: Runs, sha: str) -> None:
+    notes = {f"{PREFIX}slack": "true," * 20 + "default", f"{PREFIX}webhook": "true,TRUE,default,yes"}
+    data = runs.create("02-failed", notes)
+    assert post(function, "failed", data)[0] == 200
+    name = data["pipelineRun"]["metadata"]["name"]
+    assert len([s for s in standins.of("slack") if name in s.body["text"]]) == 1
+    assert len(hooks_of(standins, uid_of(data))) == 1

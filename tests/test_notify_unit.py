@@ -13,6 +13,7 @@ import pytest
 from shared.notify.config import RetryPolicy, Settings
 from shared.notify.delivery import Deliverer, retry_after_seconds
 from shared.notify.events import EventError, parse_event
+from shared.notify.hooks import REPLAY_WINDOW, slack_body, verify_signature
 from shared.notify.notifier import Notifier
 from shared.notify.protocol import Sender
 from shared.notify.record import RECORD_ANNOTATION, DeliveryRecord
@@ -168,7 +169,9 @@ def test_request_shapes() -> None:
     assert r.url == f"https://api.github.com/repos/o/r/statuses/{SHA}"
     assert body["state"] == "failure" and len(body["description"]) == 140 and body["target_url"] == url
     r = build_request(event, hook, url)
-    assert r.headers["X-Signature-256"] == sign("k", r.body or b"")
+    stamp = r.headers["X-Notify-Timestamp"]
+    assert r.headers["X-Signature-256"] == sign("k", r.body or b"", stamp)
+    assert verify_signature("k", r.body or b"", stamp, r.headers["X-Signature-256"])
     ok = HttpResponse(400, {}, b'{"message":"Cannot transition status via :run from :running"}')
     assert classify(gitlab, ok) == "done" and classify(github, ok) == "fail"
     assert classify(github, HttpResponse(429, {}, b"")) == "retry"
@@ -303,3 +306,32 @@ def test_delivery_record_keys_by_state_and_rank_and_belongs_to_one_run() -> None
     other.seen(4)
     again.merge(other)
     assert again.rank == 4 and again.delivered("slack|team", "failed", 4) and again.delivered("github|x", "running", 2)
+
+
+def test_webhook_signatures_carry_a_timestamp_and_expire() -> None:
+    body, stamp = b'{"id":"u/failed"}', "1700000000"
+    good = sign("k", body, stamp)
+    assert verify_signature("k", body, stamp, good, now=1700000000 + REPLAY_WINDOW)
+    # replayed after the window, or re-dated without the key, or another body: refused
+    assert not verify_signature("k", body, stamp, good, now=1700000000 + REPLAY_WINDOW + 1)
+    assert not verify_signature("k", body, "1700000100", good, now=1700000100)
+    assert not verify_signature("k", body + b" ", stamp, good, now=1700000000)
+    assert not verify_signature("other", body, stamp, good, now=1700000000)
+    assert not verify_signature("k", body, "-5", good, now=1700000000)
+
+
+def test_slack_text_from_the_run_cannot_add_links_mentions_or_break_code_spans() -> None:
+    d = data("02-failed", {P + "slack": "true,true,default,TRUE"})
+    d["pipelineRun"]["metadata"]["name"] = "run-<https://evil.test|click>"
+    d["pipelineRun"]["spec"]["pipelineRef"] = {"name": "x` <!channel> `"}
+    d["pipelineRun"]["status"]["conditions"][0]["message"] = "boom <!here> <https://evil.test|details>"
+    event = parse_event(T.format("failed"), "x", d)
+    assert event is not None
+    s = settings({"SLACK_WEBHOOK_URL": "https://hooks.slack.test/x"})
+    targets = select_targets(event, s, s.config.get())
+    assert [t.kind for t in targets] == ["slack"]  # named four ways, one target
+    body = json.dumps(slack_body(event, targets[0], "https://l.test/logs/demo/run|x>y"))
+    assert "<!" not in body and "<https://evil" not in body and "|click>" not in body
+    assert "&lt;!channel&gt;" in body and "&lt;!here&gt;" in body
+    assert "<https://l.test/logs/demo/run%7Cx%3Ey|" in body
+    assert "x' &lt;!channel&gt; '" in body  # the pipeline name's backticks cannot end its code span

@@ -79,4 +79,7 @@ def select_targets(event: RunEvent, settings: Settings, config: FileConfig) -> l
     ctx = TargetContext(event, merged, config, settings, _sha(event, merged, config), context)
     if (ctx.value("gitlab-project") or ctx.value("github-repo")) and not ctx.sha:
         log.info("%s/%s: no commit SHA (annotation or param), commit statuses skipped", event.namespace, event.name)
-    return [target for sender in SENDERS for target in sender.targets(ctx)]
+    unique: dict[str, Target] = {}
+    for target in (target for sender in SENDERS for target in sender.targets(ctx)):
+        unique.setdefault(target.key, target)  # one POST per distinct target, however often it is named
+    return list(unique.values())

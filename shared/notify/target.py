@@ -88,7 +88,8 @@ class TargetContext:
     def names(self, key: str) -> list[str]:
         """Comma-separated names; "true"/"yes"/"default" become "default"."""
         names = [n.strip() for n in self.value(key).split(",") if n.strip()]
-        return ["default" if n.lower() in _DEFAULT_NAMES else n for n in names]
+        # Listed twice (or "true" and "default") is one target: one POST each.
+        return list(dict.fromkeys("default" if n.lower() in _DEFAULT_NAMES else n for n in names))
 
     def states(self, sender: Kind) -> frozenset[str]:
         run_states = parse_states(self.merged.get("notify-on"), sender.default_states)
