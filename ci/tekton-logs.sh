@@ -14,7 +14,12 @@
 #
 # Environment:
 #   LISTENER_URL            the listener's base URL (required)
-#   LISTENER_CREDS          user:password for HTTP Basic auth
+#   LISTENER_TOKEN          a bearer token, e.g. the job's OIDC token (GitLab CI `id_tokens`);
+#                           used instead of LISTENER_CREDS when set
+#   LISTENER_AUDIENCE       in GitHub Actions (`permissions: id-token: write`) without
+#                           LISTENER_TOKEN: a fresh OIDC token for this audience is requested for
+#                           every request (default: LISTENER_URL)
+#   LISTENER_CREDS          user:password for HTTP Basic auth (when no token is at hand)
 #   TEKTON_LOGS_WAIT        seconds to wait for the run to appear (default 120)
 #   TEKTON_LOGS_STATUS_WAIT seconds /status may wait for the run to finish (default 60)
 #   TEKTON_LOGS_QUERY       extra /logs options, e.g. `task=build&timestamps=true`
@@ -65,9 +70,25 @@ quote() {
 	printf '%s' "$out"
 }
 
+# The job's OIDC token: LISTENER_TOKEN, or a fresh one from GitHub Actions (they expire quickly).
+job_token() {
+	if [ -n "${LISTENER_TOKEN:-}" ]; then
+		printf '%s' "$LISTENER_TOKEN"
+	elif [ -n "${ACTIONS_ID_TOKEN_REQUEST_URL:-}" ] && [ -n "${ACTIONS_ID_TOKEN_REQUEST_TOKEN:-}" ]; then
+		printf 'header = "Authorization: Bearer %s"\nconnect-timeout = 10\n' "$(quote "$ACTIONS_ID_TOKEN_REQUEST_TOKEN")" |
+			$curl_cmd -sf -K - -G --data-urlencode "audience=${LISTENER_AUDIENCE:-$url}" "$ACTIONS_ID_TOKEN_REQUEST_URL" |
+			sed -n 's/.*"value"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'
+	fi
+}
+
 # curl's config, read from stdin (-K -): credentials and the resume token stay off argv.
 config() {
-	[ -n "${LISTENER_CREDS:-}" ] && printf 'user = "%s"\n' "$(quote "$LISTENER_CREDS")"
+	bearer=$(job_token)
+	if [ -n "$bearer" ]; then
+		printf 'header = "Authorization: Bearer %s"\n' "$(quote "$bearer")"
+	elif [ -n "${LISTENER_CREDS:-}" ]; then
+		printf 'user = "%s"\n' "$(quote "$LISTENER_CREDS")"
+	fi
 	[ -n "${1:-}" ] && printf 'header = "Last-Event-ID: %s"\n' "$1"
 	printf 'connect-timeout = 10\n'
 	return 0

@@ -147,6 +147,10 @@ class AuthSettings:
     failure_window: float = setting("AUTH_FAILURE_WINDOW", 60.0, low=1)
     # Cost of the dummy hash unknown users are checked against (timing like a real user's).
     bcrypt_cost: int = setting("AUTH_BCRYPT_COST", DEFAULT_BCRYPT_COST, low=4, high=31)
+    # CI jobs' OIDC tokens (GitLab id_tokens, GitHub Actions): trusted issuers and claim rules.
+    oidc_config: str | None = setting("OIDC_CONFIG", None)
+    # CA bundle for the issuers' HTTPS endpoints (default: certifi's).
+    oidc_ca_file: str | None = setting("OIDC_CA_FILE", None)
 
 
 @dataclass(frozen=True)

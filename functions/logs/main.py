@@ -16,7 +16,7 @@ from flask import Request, Response
 from shared.http.endpoint import endpoint
 from shared.http.query import LogQuery
 from shared.http.responses import HttpError, kube_errors_answered, streaming_response
-from shared.http.run_request import RunRequest, admit_stream, parse_run_request
+from shared.http.run_request import RunRequest, admit_stream, check_run_grant, parse_run_request
 from shared.http.service import Service
 from shared.logs.options import FollowOptions
 from shared.logs.run_reader import RunFollower
@@ -36,6 +36,7 @@ def logs(request: Request, svc: Service) -> Response:
     try:
         with kube_errors_answered(req.run.what):
             run = find_pipelinerun(svc.kube, req.run.namespace, req.run.name, req.query.wait, svc.shutdown)
+        check_run_grant(req.principal, run, req.run)
         chunks, content_type = _stream(svc, req, run)
     except BaseException:
         lease.release()

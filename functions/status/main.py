@@ -13,7 +13,7 @@ from flask import Request, Response
 from shared.http.endpoint import endpoint
 from shared.http.query import StatusQuery
 from shared.http.responses import json_response, kube_errors_answered
-from shared.http.run_request import held_while_waiting, parse_run_request
+from shared.http.run_request import check_run_grant, held_while_waiting, parse_run_request
 from shared.http.service import Service
 from shared.runs.lookup import find_pipelinerun, taskruns_of, wait_until_done
 from shared.runs.status import http_code, outcome_of, run_status
@@ -26,6 +26,7 @@ def status(request: Request, svc: Service) -> Response:
     ref, query = req.run, req.query
     with held_while_waiting(svc, req.principal, query.wait), kube_errors_answered(ref.what):
         run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown)
+        check_run_grant(req.principal, run, ref)
         run = wait_until_done(svc.kube, run, query.wait, svc.shutdown, req.client_gone)
         taskruns = taskruns_of(svc.kube, ref.namespace, ref.name) if query.tasks else None
     outcome = outcome_of(run)

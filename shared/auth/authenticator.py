@@ -21,6 +21,7 @@ from shared.auth.cache import VerifiedCache
 from shared.auth.credentials import Credentials, CredentialsFile, token_digest
 from shared.auth.decision import Decision, Principal
 from shared.auth.limits import Clock, RecentSet, SlidingWindow
+from shared.auth.oidc import OidcVerifier, looks_like_jwt
 from shared.auth.snapshot import Snapshot, User, build_snapshot
 from shared.config import DEFAULT_BCRYPT_COST, AuthSettings, Env, load
 
@@ -59,7 +60,9 @@ class Authenticator:
         known_address_ttl: float = KNOWN_ADDRESS_TTL,
         clock: Clock = time.monotonic,
         checkpw: CheckPw = bcrypt.checkpw,
+        oidc: OidcVerifier | None = None,
     ) -> None:
+        self._oidc = oidc  # CI jobs' OIDC tokens (shared/auth/oidc.py), beside users and tokens
         self._clock = clock
         self._checkpw = checkpw
         self._bcrypt_cost = bcrypt_cost
@@ -97,6 +100,8 @@ class Authenticator:
             "failure_window": settings.failure_window,
             "bcrypt_cost": settings.bcrypt_cost,
         }
+        if settings.oidc_config and "oidc" not in overrides:
+            options["oidc"] = OidcVerifier.from_file(settings.oidc_config, settings.oidc_ca_file)
         options.update(overrides)
         return cls(settings.username, settings.password, **options)  # type: ignore[arg-type]
 
@@ -107,7 +112,7 @@ class Authenticator:
 
     @property
     def configured(self) -> bool:
-        return self._snapshot.configured
+        return self._snapshot.configured or self._oidc is not None
 
     # --- configuration -------------------------------------------------------------------------
 
@@ -153,7 +158,7 @@ class Authenticator:
         return snapshot
 
     def _log_configuration(self, snapshot: Snapshot, credentials: Credentials) -> None:
-        if not snapshot.configured:
+        if not snapshot.configured and self._oidc is None:
             if self._was_configured is not False:
                 sources = "AUTH_USERNAME/AUTH_PASSWORD" + (f" or AUTH_FILE={self._file.path}" if self._file else "")
                 log.error(
@@ -177,7 +182,7 @@ class Authenticator:
     def authenticate(self, authorization: str | None, client_address: str = "") -> Decision:
         self._maybe_reload()
         snapshot = self._snapshot
-        if not snapshot.configured:
+        if not snapshot.configured and self._oidc is None:
             return Decision.unavailable()
         if not authorization:
             return Decision.challenge("authentication required")
@@ -267,11 +272,16 @@ class Authenticator:
             # A 256-bit token cannot be guessed, and checking it costs microseconds, so a valid
             # token is never blocked by failures from its address.
             return Decision.allow(found)
+        refusal = Decision.challenge("invalid credentials")
+        if self._oidc is not None and looks_like_jwt(value):
+            refusal = self._oidc.authenticate(value)
+            if refusal.status != 401:  # allowed, unmapped claims (403), or the issuer unreachable (503)
+                return refusal
         wait, _ = self._address_failures.attempt(address)
         if wait:
             return Decision.too_many(wait)
         self._failed(address, None, known=False)
-        return Decision.challenge("invalid credentials")
+        return refusal
 
     def _failed(self, address: str, user: str | None, known: bool) -> None:
         # The name is logged only when it exists: a name that does not may be a password typed

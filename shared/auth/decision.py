@@ -15,10 +15,15 @@ class Principal:
 
     name: str
     namespaces: frozenset[str] | None = None
-    kind: str = "user"  # "user" (Basic) or "token" (Bearer)
+    kind: str = "user"  # "user" (Basic), "token" (Bearer) or "oidc" (a CI job's signed token)
+    # Labels every run this caller reads must carry (OIDC rules: a project's own runs only).
+    run_labels: tuple[tuple[str, str], ...] = ()
 
     def may_read(self, namespace: str) -> bool:
         return self.namespaces is None or namespace in self.namespaces
+
+    def may_read_run(self, labels: Mapping[str, str]) -> bool:
+        return all(labels.get(key) == value for key, value in self.run_labels)
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import select
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Request
@@ -91,6 +91,13 @@ def authorize(request: Request, svc: Service, namespace: str) -> Principal:
         # Same answer whether or not the run exists: no probing of other namespaces.
         raise HttpError(403, f"not allowed to read runs in namespace {namespace!r}")
     return decision.principal
+
+
+def check_run_grant(principal: Principal, run: Mapping[str, Any], ref: RunRef) -> None:
+    """403 unless the run carries the labels the caller is confined to (OIDC rules' `run_labels`)."""
+    labels = run.get("metadata", {}).get("labels") or {}
+    if not principal.may_read_run(labels):
+        raise HttpError(403, f"not allowed to read {ref.what}: it lacks the labels your token's rule requires")
 
 
 def client_address(request: Request, svc: Service) -> str:
