@@ -434,11 +434,18 @@ def runs(cluster: Cluster, notify_identity: Identity) -> Runs:
 
 @pytest.fixture(scope="module")
 def env(
-    standins: StandIns, cluster: Cluster, notify_identity: Identity, tmp_path_factory: pytest.TempPathFactory
+    standins: StandIns,
+    cluster: Cluster,
+    notify_identity: Identity,
+    runs: Runs,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("notify")
     kubeconfig = cluster.write_kubeconfig(tmp / "kubeconfig", notify_identity)
-    return function_env(standins, tmp, kubeconfig)
+    config = tmp / "notify.yaml"
+    allow = {"gitlab": ["group/app", "42"], "github": ["example/*"], "slack": ["default"], "webhook": ["default"]}
+    config.write_text(yaml.safe_dump({"allow": [{"namespaces": [runs.namespace], **allow}]}))
+    return function_env(standins, tmp, kubeconfig) | {"NOTIFY_CONFIG": str(config)}
 
 
 @pytest.fixture(scope="module")
@@ -752,3 +759,20 @@ def test_fan_out_is_one_post_per_distinct_target(function: Function, standins: S
     name = data["pipelineRun"]["metadata"]["name"]
     assert len([s for s in standins.of("slack") if name in s.body["text"]]) == 1
     assert len(hooks_of(standins, uid_of(data))) == 1
+
+
+def test_a_repository_outside_the_allow_list_is_refused_logged_and_counted(
+    function: Function, standins: StandIns, runs: Runs, sha: str
+) -> None:
+    notes = {f"{PREFIX}github-repo": "victim/other", f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}sha": sha}
+    data = runs.create("01-successful", notes)
+    status, body = post(function, "successful", data)
+    assert status == 200 and body["delivered"] == ["gitlab#0"]
+    assert not [s for s in standins.of("github") if "victim" in s.path]
+    log = function.log_path.read_text()
+    assert log.count("github target 'victim/other' refused") == 1
+    assert post(function, "successful", forged(data, name="no-such-run"))[1]["ignored"] == "no such run"
+    with urllib.request.urlopen(function.url("/metrics"), timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'notify_refused_targets_total{kind="github"} 1' in text
+    assert 'notify_ignored_events_total{reason="unknown-run"}' in text

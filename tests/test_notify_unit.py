@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared.notify.config import RetryPolicy, Settings
+from shared.notify import metrics
+from shared.notify.config import ConfigError, RetryPolicy, Settings
 from shared.notify.delivery import Deliverer, retry_after_seconds
 from shared.notify.events import EventError, parse_event
 from shared.notify.hooks import REPLAY_WINDOW, slack_body, verify_signature
@@ -81,8 +82,23 @@ def test_parse_edge_cases() -> None:
     assert event.pipeline == "build-and-test"  # from spec.pipelineRef, stable from the first event on
 
 
+ALLOW_ALL = "allow: [{gitlab: ['*'], github: ['*'], slack: ['*'], webhook: ['*']}]\n"
+
+
+@pytest.fixture(autouse=True)
+def allow_all(tmp_path: Path) -> None:
+    """Unless a test writes its own config: annotations may choose any target (the allow-list has its own tests)."""
+    path = tmp_path / "allow-all.yaml"
+    path.write_text(ALLOW_ALL)
+    DEFAULT_CONFIG["NOTIFY_CONFIG"] = str(path)
+
+
+DEFAULT_CONFIG: dict[str, str] = {}
+
+
 def settings(env: dict[str, str] | None = None) -> Settings:
     base = {"GITLAB_TOKEN": "gl-secret", "GITHUB_TOKEN": "gh-secret", "LISTENER_URL": "https://l.test/"}
+    base |= DEFAULT_CONFIG
     return Settings.from_env(base | (env or {}))
 
 
@@ -90,7 +106,7 @@ def test_target_selection_annotations_over_namespace_defaults(tmp_path: Path) ->
     cfg = tmp_path / "notify.yaml"
     cfg.write_text(
         "namespaces:\n  demo: {gitlab-project: group/app, slack: team-a, gitlab-url: https://gl.example}\n"
-        "slack: {webhooks: {team-a: {url_file: " + str(tmp_path / "slack") + "}}}\n"
+        "slack: {webhooks: {team-a: {url_file: " + str(tmp_path / "slack") + "}}}\n" + ALLOW_ALL
     )
     (tmp_path / "slack").write_text("https://hooks.slack.test/T/B/X\n")
     s = settings({"NOTIFY_CONFIG": str(cfg)})
@@ -123,7 +139,7 @@ def test_each_target_kind_has_one_sender_that_serves_its_targets(tmp_path: Path)
     assert sorted(KINDS) == ["github", "gitlab", "slack", "webhook"] and len(set(KINDS)) == len(SENDERS)
     assert all(isinstance(sender, Sender) for sender in SENDERS)
     cfg = tmp_path / "notify.yaml"
-    cfg.write_text("webhooks: {audit: {url: https://audit.test/hook}}\n")
+    cfg.write_text("webhooks: {audit: {url: https://audit.test/hook}}\n" + ALLOW_ALL)
     s = settings(
         {"NOTIFY_CONFIG": str(cfg), "SLACK_WEBHOOK_URL": "https://hooks.slack.test/x", "WEBHOOK_SECRET_AUDIT": "k"}
     )
@@ -335,3 +351,51 @@ def test_slack_text_from_the_run_cannot_add_links_mentions_or_break_code_spans()
     assert "&lt;!channel&gt;" in body and "&lt;!here&gt;" in body
     assert "<https://l.test/logs/demo/run%7Cx%3Ey|" in body
     assert "x' &lt;!channel&gt; '" in body  # the pipeline name's backticks cannot end its code span
+
+
+def test_annotations_choose_only_within_the_allow_list(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = tmp_path / "notify.yaml"
+    cfg.write_text(
+        "namespaces: {demo: {github-repo: example/app, slack: ops}}\n"
+        "slack: {webhooks: {ops: {url: x}, team-a: {url: y}}}\n"
+        "allow:\n"
+        "  - {namespaces: [demo], gitlab: ['group/*'], slack: [team-a]}\n"
+        "  - {selector: 'app=release,tier!=test', github: [example/release]}\n"
+        "  - {namespaces: [other], github: ['*']}\n"
+    )
+    (tmp_path / "ops").write_text("https://hooks.slack.test/ops")
+    env = {
+        "NOTIFY_CONFIG": str(cfg),
+        "SLACK_WEBHOOK_URL_OPS": "https://a.test",
+        "SLACK_WEBHOOK_URL_TEAM_A": "https://b.test",
+    }
+    s = settings(env)
+    before = metrics.REFUSED.get("github")
+
+    def kinds(notes: dict[str, str], labels: dict[str, str] | None = None) -> list[str]:
+        d = data("02-failed", {P + "sha": SHA, **notes})
+        d["pipelineRun"]["metadata"]["labels"] = labels or {}
+        event = parse_event(T.format("failed"), "x", d)
+        assert event is not None
+        return [
+            f"{t.kind}:{t.project or t.repo or t.key.split('|')[1]}" for t in select_targets(event, s, s.config.get())
+        ]
+
+    # the namespace's own settings need no rule
+    assert kinds({}) == ["github:example/app", "slack:ops"]
+    assert kinds({P + "gitlab-project": "group/app", P + "slack": "ops,team-a"}) == [
+        "gitlab:group/app",
+        "github:example/app",
+        "slack:ops",
+        "slack:team-a",
+    ]
+    caplog.set_level(logging.WARNING)
+    assert kinds({P + "github-repo": "victim/other", P + "gitlab-project": "evil/app"}) == ["slack:ops"]
+    assert "github target 'victim/other' refused" in caplog.text and "gitlab target 'evil/app' refused" in caplog.text
+    assert metrics.REFUSED.get("github") == before + 1
+    # a rule by label selector
+    assert kinds({P + "github-repo": "example/release"}, {"app": "release"}) == ["github:example/release", "slack:ops"]
+    assert kinds({P + "github-repo": "example/release"}, {"app": "release", "tier": "test"}) == ["slack:ops"]
+    cfg.write_text("allow: [{githubb: [x]}]\n")
+    with pytest.raises(ConfigError, match="unknown keys"):
+        settings({"NOTIFY_CONFIG": str(cfg)}).config.get()

@@ -16,7 +16,7 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.notify import Notifier
+from shared.notify import Notifier, metrics
 
 notifier = Notifier.from_env()
 
@@ -42,6 +42,11 @@ def readiness() -> flask.Response:
     return _json({"status": "ok" if ok else reason}, 200 if ok else 503)
 
 
+def prometheus() -> flask.Response:
+    return flask.Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
+
+
 if flask.has_app_context():
     flask.current_app.add_url_rule("/health/liveness", "notify-liveness", liveness, methods=["GET"])
     flask.current_app.add_url_rule("/health/readiness", "notify-readiness", readiness, methods=["GET"])
+    flask.current_app.add_url_rule("/metrics", "notify-metrics", prometheus, methods=["GET"])

@@ -32,6 +32,8 @@ The config file (every key optional):
     slack: {webhooks: {team-a: {url_file: /var/run/secrets/notify-slack/team-a}}}
     webhooks: {audit: {url: https://audit.example.com/tekton, secret_file: /var/run/secrets/notify-audit/key}}
     params: {sha: [revision, commit-sha]}   # params read when the annotation is absent
+    allow:                                  # where annotations may send statuses (`allow`)
+      - {namespaces: [demo], gitlab: [group/app], slack: [team-a]}
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from typing import Any
 import yaml
 
 from shared.config import Env, load, setting
+from shared.notify.allow import Rule, parse_rules
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +85,8 @@ class FileConfig:
     slack_webhooks: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     webhooks: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     params: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Where annotations may send statuses (`allow`): rules by namespace / label selector.
+    allow: tuple[Rule, ...] = ()
 
     @classmethod
     def parse(cls, raw: Any) -> FileConfig:
@@ -129,6 +134,7 @@ class FileConfig:
             slack_webhooks=nested(slack.get("webhooks"), "slack.webhooks"),
             webhooks=nested(raw.get("webhooks"), "webhooks"),
             params=params,
+            allow=parse_rules(raw.get("allow")),
         )
 
     def namespace_defaults(self, namespace: str) -> dict[str, str]:

@@ -14,7 +14,9 @@ Keys (annotation `tekton-pipeline-listener.dev/<key>`, or the same `<key>` under
     <kind>-notify-on states for one kind: gitlab-, github-, slack-, webhook-notify-on
     gitlab-url       config only (never an annotation: it receives the token)
 
-A value "false" or "" switches a namespace default off for one run. States: comma-separated
+A value "false" or "" switches a namespace default off for one run. A project, repository or hook
+an annotation names (and the namespace defaults do not) must be in the config's `allow:` list
+for the run's namespace or labels (`allow`); otherwise it is refused, logged and counted. States: comma-separated
 `queued,started,running,unknown,successful,failed`, or `all`, `terminal` (successful,failed),
 `failure` (failed), `success` (successful). Defaults: commit statuses `all`, Slack `terminal`,
 webhooks `all`.
@@ -30,6 +32,8 @@ import logging
 import re
 from collections.abc import Mapping
 
+from shared.notify import metrics
+from shared.notify.allow import allowed
 from shared.notify.config import FileConfig, Settings
 from shared.notify.events import RunEvent
 from shared.notify.senders import KINDS, SENDERS
@@ -44,6 +48,9 @@ ANNOTATION_KEYS = frozenset(
     {"gitlab-project", "github-repo", "sha", "context", "slack", "webhook", "notify-on"}
     | {f"{kind}-notify-on" for kind in KINDS}
 )
+
+# The setting that names a target of each kind (what the allow-list is about).
+PLACE_KEYS = {"gitlab": "gitlab-project", "github": "github-repo", "slack": "slack", "webhook": "webhook"}
 
 __all__ = ["ANNOTATION_KEYS", "Target", "parse_states", "run_settings", "select_targets"]
 
@@ -82,4 +89,31 @@ def select_targets(event: RunEvent, settings: Settings, config: FileConfig) -> l
     unique: dict[str, Target] = {}
     for target in (target for sender in SENDERS for target in sender.targets(ctx)):
         unique.setdefault(target.key, target)  # one POST per distinct target, however often it is named
-    return list(unique.values())
+    return [t for t in unique.values() if _permitted(t, event, config)]
+
+
+def _place(target: Target) -> str:
+    """What the allow-list matches: the project, the repository, or the hook's name."""
+    return target.project or target.repo or target.key.split("|", 1)[1]
+
+
+def _permitted(target: Target, event: RunEvent, config: FileConfig) -> bool:
+    """Operator-set targets always; annotation-chosen ones only within the allow-list."""
+    key = PLACE_KEYS[target.kind]
+    claimed = event.annotations.get(ANNOTATION_PREFIX + key)
+    place = _place(target)
+    if claimed is None:
+        return True
+    configured = config.namespace_defaults(event.namespace).get(key, "")
+    names = {"default" if n.strip().lower() in ("true", "yes", "default") else n.strip() for n in configured.split(",")}
+    if place in names or allowed(config.allow, event.namespace, event.labels, target.kind, place):
+        return True
+    log.warning(
+        "%s/%s: %s target %r refused: not allowed for this namespace (config allow:)",
+        event.namespace,
+        event.name,
+        target.kind,
+        place,
+    )
+    metrics.REFUSED.inc(target.kind)
+    return False
