@@ -1,15 +1,18 @@
-"""Secret masking: one-shot, streamed across arbitrary chunk boundaries, line by line."""
+"""Secret masking: one-shot, streamed across arbitrary chunk boundaries, line by line, in encoded forms."""
 
 from __future__ import annotations
 
+import base64
 import itertools
 import random
+from urllib.parse import quote, quote_plus
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.logs.masking import MIN_SECRET_LENGTH, SecretMasker
+from shared.logs.masking import BLOCK, MIN_SECRET_LENGTH, SecretMasker
+from shared.logs.secret_forms import forms
 
 
 def feed_all(masker: SecretMasker, chunks: list[bytes]) -> bytes:
@@ -193,3 +196,52 @@ def test_large_input_random_chunks() -> None:
     out = feed_all(masker, split(data, cuts))
     assert out == masker.mask(data)
     assert not any(secret in out for secret in secrets)
+
+
+# --- encoded forms, long values, many values -------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [b"hunter22-pass", b"p@ss w+rd/?x~", "pässwörd-€".encode(), bytes(range(256))])
+def test_base64_forms_are_masked_at_every_alignment(value: bytes) -> None:
+    masker = SecretMasker(forms(value))
+    for prefix in (b"", b"u", b"us", b"user:", b"Authorization\x00"):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(prefix + value + b"\ntail")
+            out = masker.mask(b"header " + encoded + b" end")
+            assert out.count(b"***") == 1, (prefix, encoded, out)
+            # What is left around the mask are the characters that mix in the neighbouring bytes.
+            left, right = out.split(b"***")
+            assert len(left) <= len(b"header ") + len(encode(prefix)) + 1
+            assert len(right) <= len(encode(b"\ntail")) + 2 + len(b" end")
+
+
+def test_url_encoded_forms_are_masked() -> None:
+    value = b"p@ss w+rd/?x&y=z"
+    masker = SecretMasker(forms(value))
+    for encoded in (quote(value, safe=""), quote_plus(value), quote(value)):
+        assert masker.mask(f"https://ci:{encoded}@git.example/x".encode()) == b"https://ci:***@git.example/x"
+
+
+def test_long_values_are_masked_whole_in_blocks() -> None:
+    value = bytes(random.Random(3).choices(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", k=5 * BLOCK + 17))
+    masker = SecretMasker([value])
+    assert masker.max_len == BLOCK
+    assert masker.mask(b"key=" + value + b";") == b"key=***;"
+    assert masker.mask(b"part " + value[BLOCK - 1 : 2 * BLOCK - 1]) == b"part ***"  # one block alone
+    stream = masker.stream()
+    out = stream.feed(b"x" * 10 + value[:3000])
+    assert stream.held <= BLOCK - 1 and value[:BLOCK] not in out
+    assert out + stream.feed(value[3000:] + b"\n") + stream.flush() == b"x" * 10 + b"***\n"
+
+
+def test_a_long_certificate_bundle_is_masked_line_by_line_in_one_pass() -> None:
+    rng = random.Random(5)
+    body = [base64.b64encode(rng.randbytes(48)) for _ in range(3000)]
+    pem = b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(body) + b"\n-----END CERTIFICATE-----\n"
+    masker = SecretMasker(forms(pem))
+    log = b"".join(b"2026-01-01T00:00:00Z " + line + b"\n" for line in pem.splitlines())
+    out = feed_all(masker, [log[i : i + 4096] for i in range(0, len(log), 4096)])
+    assert out == b"".join(b"2026-01-01T00:00:00Z ***\n" for _ in pem.splitlines())
+    # The whole bundle base64-encoded on one line (`base64 -w0 bundle.pem`) is masked too.
+    out = masker.mask(b"b64 " + base64.b64encode(pem) + b"\n")
+    assert out.startswith(b"b64 ***") and len(out) <= len(b"b64 ***\n") + 4  # the final newline's bits

@@ -17,6 +17,7 @@ from typing import Any
 from shared.kube.client import SECRETS, Forbidden, Kube, KubeError, NotFound
 from shared.kube.retry import retrying
 from shared.logs.masking import SecretMasker
+from shared.logs.secret_forms import forms
 from shared.runs.model import Obj
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class SecretMaskers:
             for key, encoded in (secret.get("data") or {}).items():
                 if keys is None or key in keys:
                     try:
-                        values.append(base64.b64decode(encoded))
+                        values.extend(forms(base64.b64decode(encoded)))
                     except (binascii.Error, ValueError):
                         continue
         masker = SecretMasker(values)
