@@ -150,7 +150,8 @@ def pruned_fields(sent: Any, returned: Any, path: str = "") -> list[str]:
 
 def in_namespace(doc: dict[str, Any], namespace: str) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
-    doc["metadata"]["namespace"] = namespace
+    if doc["kind"] not in ("ClusterRoleBinding", "ClusterRole"):  # cluster-scoped: no namespace
+        doc["metadata"]["namespace"] = namespace
     return doc
 
 
@@ -173,6 +174,8 @@ def test_service_yaml_covers_every_piece() -> None:
             "ServiceAccount/tekton-listener-notify",
             "Role/tekton-listener-notify",
             "RoleBinding/tekton-listener-notify",
+            "ClusterRoleBinding/tekton-listener-notify-token-review",
+            "NetworkPolicy/tekton-listener-notify",
             "Service/tekton-listener-health",
             "Service/tekton-listener-logs",
             "Service/tekton-listener-status",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import hmac
+import http.client
 import itertools
 import json
 import os
@@ -776,3 +777,93 @@ def test_a_repository_outside_the_allow_list_is_refused_logged_and_counted(
         text = resp.read().decode()
     assert 'notify_refused_targets_total{kind="github"} 1' in text
     assert 'notify_ignored_events_total{reason="unknown-run"}' in text
+
+
+# -- ingress: who may send events, and how much ----------------------------------------------------
+AUDIENCE = "tekton-listener-notify"
+
+
+def sa_token(cluster: Cluster, name: str, audience: str) -> str:
+    """A real token of ServiceAccount `name` (created if new) for `audience`, as Eventing would get one."""
+    cluster.apply(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": LISTENER_NAMESPACE}}
+    )
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"audiences": [audience]}}
+    path = f"/api/v1/namespaces/{LISTENER_NAMESPACE}/serviceaccounts/{name}/token"
+    return cluster.api("POST", path, request)["status"]["token"]
+
+
+def raw_post(fn: Function, data: dict[str, Any], token: str | None, chunked: bool = False) -> tuple[int, Any]:
+    """A binary-mode event by http.client: with a bearer token, and chunked (no Content-Length) if asked."""
+    meta = data["pipelineRun"]["metadata"]
+    event = CloudEvent(
+        {"type": "dev.tekton.event.pipelinerun.failed.v1", "source": "/x", "id": str(uuid.uuid4())}, data
+    )
+    headers, body = to_binary(event)
+    headers = dict(headers, **({"Authorization": f"Bearer {token}"} if token else {}))
+    conn = http.client.HTTPConnection("127.0.0.1", fn.port, timeout=60)
+    try:
+        if chunked:
+            conn.request(
+                "POST",
+                "/",
+                body=iter([body[i : i + 1000] for i in range(0, len(body), 1000)]),
+                headers=headers,
+                encode_chunked=True,
+            )
+        else:
+            conn.request("POST", "/", body=body, headers=headers)
+        resp = conn.getresponse()
+        assert resp.getheader("Content-Type") == "application/json", meta["name"]
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def test_only_senders_with_a_token_for_the_audience_get_in_and_bodies_are_capped(
+    cluster: Cluster, standins: StandIns, runs: Runs, env: dict[str, str], tmp_path: Path, sha: str
+) -> None:
+    rbac = [
+        d for d in yaml.safe_load_all((ROOT / "service.yaml").read_text()) if d and d["kind"] == "ClusterRoleBinding"
+    ]
+    for doc in rbac:
+        cluster.apply(doc)  # system:auth-delegator for notify's ServiceAccount (namespace as shipped)
+    sender = "tekton-listener-notify-trigger-oidc"
+    good = sa_token(cluster, sender, AUDIENCE)
+    wrong_audience = sa_token(cluster, sender, "some-other-service")
+    stranger = sa_token(cluster, "someone-else", AUDIENCE)  # right audience, not an allowed subject
+    limits = {
+        "NOTIFY_AUDIENCE": AUDIENCE,
+        "NOTIFY_ALLOWED_SUBJECTS": f"system:serviceaccount:{LISTENER_NAMESPACE}:*-oidc",
+        "NOTIFY_MAX_BODY_BYTES": "4096",
+    }
+    fn = Function(env | limits, tmp_path / "guarded.log")
+    try:
+        data = runs.create("02-failed", {f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha})
+        before = len(standins.seen)
+        refused = {
+            "no token": (None, 401),
+            "not a token": ("x" * 40, 401),
+            "another audience": (wrong_audience, 401),
+            "another sender": (stranger, 403),
+        }
+        for what, (token, code) in refused.items():
+            status, body = raw_post(fn, data, token)
+            assert (status, "error" in body) == (code, True), what
+        huge = copy.deepcopy(data)
+        huge["pipelineRun"]["metadata"]["annotations"]["padding"] = "x" * 8000
+        assert raw_post(fn, huge, good)[0] == 413
+        assert raw_post(fn, huge, good, chunked=True)[0] == 413
+        assert len(standins.seen) == before, "nothing refused reached a target"
+        for chunked in (False, True):
+            status, body = raw_post(fn, data, good, chunked)
+            assert status == 200 and body["state"] == "failed", body
+        assert states_of(standins, "github", sha) == ["failure"]
+        with urllib.request.urlopen(fn.url("/metrics"), timeout=10) as resp:
+            text = resp.read().decode()
+        for reason in ("no-token", "bad-token", "subject", "too-large"):
+            assert f'notify_rejected_requests_total{{reason="{reason}"}}' in text
+        log = fn.log_path.read_text()
+        assert good not in log and stranger not in log
+    finally:
+        fn.stop()

@@ -4,8 +4,11 @@
 
 A cloudevent target only gets POST routes, so the Knative probes `GET /health/liveness` and
 `GET /health/readiness` are registered on the framework's Flask app while it loads this module
-(it does so inside an app context). Answers: 200 "OK" when every target is done, 502 to make
-Knative Eventing redeliver, 422 for permanent target failures, 400 for unusable payloads.
+(it does so inside an app context), with `GET /metrics` and a check of every POST's sender and
+size before the framework parses it (`shared.notify.ingress`: 401/403 without a valid token when
+NOTIFY_AUDIENCE is set, 413 over NOTIFY_MAX_BODY_BYTES). Answers, all JSON: 200 when every target
+is done (or the event named no run), 502 to make Knative Eventing redeliver, 422 for permanent
+target failures, 400 for unusable payloads, 503 while the API or the config is unusable.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ import json
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from shared.config import Env, load
 from shared.notify import Notifier, metrics
+from shared.notify.ingress import IngressGuard, IngressSettings, token_review
 
 notifier = Notifier.from_env()
+guard = IngressGuard(load(IngressSettings, Env()), token_review(lambda *a: notifier.kube.send(*a)))
 
 
 def _json(body: object, status: int) -> flask.Response:
@@ -31,6 +38,22 @@ def notify(event: CloudEvent) -> None:
     # The framework answers 200 "OK" for a cloudevent target that returns; abort() carries our
     # status and JSON body (what was delivered, or why nothing was), also for 200.
     flask.abort(_json(outcome.body, outcome.status))
+
+
+def check_sender() -> flask.Response | None:
+    """Before the framework parses an event: the sender's token, then the body's size (docs/notify.md)."""
+    if flask.request.method != "POST":
+        return None
+    refusal = guard.refusal(flask.request.headers.get("Authorization"))
+    refusal = refusal or guard.too_large(flask.request.content_length)
+    if refusal is None and flask.request.content_length is None:
+        # Chunked: werkzeug reads at most MAX_CONTENT_LENGTH (the cap + 1), so one byte over is seen.
+        try:
+            size = len(flask.request.get_data(cache=True))
+        except RequestEntityTooLarge:
+            size = guard.settings.max_body + 1
+        refusal = guard.too_large(size)
+    return None if refusal is None else _json(refusal.body, refusal.status)
 
 
 def liveness() -> flask.Response:
@@ -50,3 +73,5 @@ if flask.has_app_context():
     flask.current_app.add_url_rule("/health/liveness", "notify-liveness", liveness, methods=["GET"])
     flask.current_app.add_url_rule("/health/readiness", "notify-readiness", readiness, methods=["GET"])
     flask.current_app.add_url_rule("/metrics", "notify-metrics", prometheus, methods=["GET"])
+    flask.current_app.config["MAX_CONTENT_LENGTH"] = guard.settings.max_body + 1
+    flask.current_app.before_request(check_sender)

@@ -28,13 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.kube.client import Forbidden, KubeError
+from shared.config import Settings as KubeSettings
+from shared.config import load
+from shared.kube.client import Forbidden, Kube, KubeError, load_api_client
 from shared.notify import metrics
 from shared.notify.config import ConfigError, Settings
 from shared.notify.delivery import Deliverer, Result
 from shared.notify.events import TERMINAL_RANK, EventError, RunEvent, parse_event, run_event
 from shared.notify.record import DeliveryRecord
-from shared.notify.runs_api import RunStore
+from shared.notify.runs_api import ApiRuns, RunStore
 from shared.notify.selection import Target, select_targets
 from shared.notify.state import RunStates
 from shared.runs.model import Obj
@@ -60,21 +62,23 @@ class Notifier:
         self.deliverer = deliverer or Deliverer(settings.retry)
         self.states = states or RunStates(settings.state_max_runs)
         self._runs = runs
+        self._kube: Kube | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
         return cls(Settings.from_env(environ))
 
     @property
-    def runs(self) -> RunStore:
-        """The API access, made on first use (KUBECONFIG, else the in-cluster ServiceAccount)."""
-        if self._runs is None:
-            from shared.config import Settings as KubeSettings
-            from shared.config import load
-            from shared.kube.client import Kube, load_api_client
-            from shared.notify.runs_api import ApiRuns
+    def kube(self) -> Kube:
+        """The API client, made on first use (KUBECONFIG, else the in-cluster ServiceAccount)."""
+        if self._kube is None:
+            self._kube = Kube(load_api_client(load(KubeSettings, self.settings.env)))
+        return self._kube
 
-            self._runs = ApiRuns(Kube(load_api_client(load(KubeSettings, self.settings.env))))
+    @property
+    def runs(self) -> RunStore:
+        if self._runs is None:
+            self._runs = ApiRuns(self.kube)
         return self._runs
 
     def ready(self) -> tuple[bool, str]:

@@ -635,6 +635,8 @@ def collection_path(obj: dict[str, Any]) -> str:
         base, plural = "/api/v1", _CORE_KINDS[kind]
     else:
         base, plural = f"/apis/{api_version}", kind.lower() + "s"
+        if kind.endswith("y"):  # NetworkPolicy -> networkpolicies
+            plural = kind.lower()[:-1] + "ies"
         if kind == "CustomResourceDefinition":
             plural = "customresourcedefinitions"
     if kind in _CLUSTER_SCOPED:

@@ -1,0 +1,122 @@
+"""Who may send events to notify, and how much: checked before an event is parsed.
+
+- Body size: at most `NOTIFY_MAX_BODY_BYTES` (default 1 MiB; a PipelineRun event is a few KiB),
+  else 413 with a JSON body, before any of it is parsed.
+- Sender: with `NOTIFY_AUDIENCE` set, a request needs `Authorization: Bearer <token>`, a
+  Kubernetes ServiceAccount token issued for that audience, as Knative Eventing's sender identity
+  (`authentication-oidc: enabled`) sends with each delivery; the Trigger names the audience
+  (`subscriber.audience`, deploy/notify-trigger.yaml). The apiserver checks it (a TokenReview
+  with that audience: signature, expiry, audience, the ServiceAccount still existing), and
+  `NOTIFY_ALLOWED_SUBJECTS` (comma-separated fnmatch patterns of usernames, e.g.
+  `system:serviceaccount:tekton-pipelines:oidc-trigger-*`) narrows who. Anything else: 401 JSON.
+  A verified token is remembered `NOTIFY_TOKEN_CACHE_SECONDS` (by its hash), so a burst of
+  events costs one review. The review needs `create tokenreviews` (ClusterRole
+  `system:auth-delegator`, bound in service.yaml).
+
+Refusals are logged (never the token) and counted in `notify_rejected_requests_total{reason}`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.config import setting
+from shared.notify import metrics
+
+log = logging.getLogger(__name__)
+
+TOKENREVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
+CACHE_MAX = 1024
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    audience: str = setting("NOTIFY_AUDIENCE", "")
+    subjects: str = setting("NOTIFY_ALLOWED_SUBJECTS", "")
+    max_body: int = setting("NOTIFY_MAX_BODY_BYTES", 1024 * 1024, low=1024, high=64 * 1024 * 1024)
+    cache_seconds: float = setting("NOTIFY_TOKEN_CACHE_SECONDS", 60.0, high=3600)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    status: int
+    body: Mapping[str, Any]
+
+
+# (token, audience) -> the TokenReview's status; raises on API trouble.
+Review = Callable[[str, str], Mapping[str, Any]]
+
+
+class IngressGuard:
+    def __init__(self, settings: IngressSettings, review: Review, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.review = review
+        self.clock = clock
+        self.subjects = tuple(s.strip() for s in settings.subjects.split(",") if s.strip())
+        self._lock = threading.Lock()
+        self._verified: dict[str, tuple[float, str]] = {}
+        if not settings.audience:
+            log.warning("NOTIFY_AUDIENCE is not set: events are accepted from anyone who can reach notify")
+
+    def too_large(self, length: int | None) -> Refusal | None:
+        if length is not None and length > self.settings.max_body:
+            return self._refuse(413, "too-large", f"the body is over {self.settings.max_body} bytes")
+        return None
+
+    def refusal(self, authorization: str | None) -> Refusal | None:
+        """None if the sender may deliver events; else the answer."""
+        audience = self.settings.audience
+        if not audience:
+            return None
+        scheme, _, token = (authorization or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return self._refuse(401, "no-token", "a bearer token for this audience is required")
+        key = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        now = self.clock()
+        with self._lock:
+            cached = self._verified.get(key)
+        if cached is not None and cached[0] > now:
+            return None
+        try:
+            status = self.review(token, audience)
+        except Exception as e:  # the API down: the sender retries, nothing is lost
+            log.warning("token review failed (%s)", type(e).__name__)
+            return self._refuse(503, "review-failed", "the token cannot be checked now")
+        user = str(((status.get("user") or {}).get("username")) or "")
+        if not status.get("authenticated") or audience not in (status.get("audiences") or []):
+            return self._refuse(401, "bad-token", "the token is not valid for this audience")
+        if self.subjects and not any(fnmatch.fnmatchcase(user, pattern) for pattern in self.subjects):
+            log.warning("events from %s refused: not in NOTIFY_ALLOWED_SUBJECTS", user)
+            return self._refuse(403, "subject", "this sender may not deliver events")
+        with self._lock:
+            if len(self._verified) >= CACHE_MAX:
+                self._verified.clear()
+            self._verified[key] = (now + self.settings.cache_seconds, user)
+        return None
+
+    def _refuse(self, status: int, reason: str, message: str) -> Refusal:
+        metrics.REJECTED.inc(reason)
+        log.warning("event request refused (%d): %s", status, message)
+        return Refusal(status, {"error": message})
+
+
+def token_review(send: Callable[[str, str, Any], Mapping[str, Any]]) -> Review:
+    """A `Review` through the Kube adapter's `send` (POST a TokenReview, read its status)."""
+
+    def review(token: str, audience: str) -> Mapping[str, Any]:
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": [audience]},
+        }
+        return send("POST", TOKENREVIEWS, body).get("status") or {}
+
+    return review
