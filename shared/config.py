@@ -137,6 +137,9 @@ class AuthSettings:
     # The one user from the environment (every namespace); both or neither.
     username: str | None = setting("AUTH_USERNAME", None, secret=True)
     password: str | None = setting("AUTH_PASSWORD", None, secret=True)
+    # Namespaces the AUTH_USERNAME user may read: `*` or a comma-separated list; unset: NAMESPACE only.
+    env_namespaces: str = setting("AUTH_NAMESPACES", "")
+    namespace: str = setting("NAMESPACE", "tekton-pipelines")
     # Many users and bearer tokens, each with its namespaces; reloaded when it changes.
     auth_file: str | None = setting("AUTH_FILE", None)
     # Seconds a verified credential is remembered, so bcrypt runs once per client, not per request.

@@ -69,6 +69,9 @@ class Listener:
             "KUBECONFIG": str(kubeconfig),
             "AUTH_USERNAME": USER,
             "AUTH_PASSWORD": PASSWORD,
+            # Tests read runs in namespaces of their own; the default (NAMESPACE only) is tested
+            # in tests/test_attacker_inputs.py.
+            "AUTH_NAMESPACES": "*",
             "RUN_WAIT_SECONDS": "10",
             **env,
         }

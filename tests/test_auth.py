@@ -126,9 +126,17 @@ def test_half_configured_env_user_is_not_configured(environ: dict[str, str], cap
     assert "secret-123456" not in caplog.text
 
 
-def test_env_user_reads_every_namespace() -> None:
+def test_env_user_reads_only_namespace_by_default() -> None:
+    auth = Authenticator.from_env({"AUTH_USERNAME": "ci", "AUTH_PASSWORD": "pw-123456", "NAMESPACE": "ci-runs"})
+    decision = auth.authenticate(basic("ci", "pw-123456"), "10.0.0.1")
+    assert decision.ok and decision.principal == Principal("ci", frozenset({"ci-runs"}), "user")
+    assert not decision.principal.may_read("tekton-pipelines")
+
+
+def test_env_user_reads_every_namespace_when_configured() -> None:
     password = "env-password-" + "x" * 100  # longer than bcrypt's 72 bytes: still works, whole
-    auth = Authenticator.from_env({"AUTH_USERNAME": "ci", "AUTH_PASSWORD": password}, bcrypt_cost=COST)
+    environ = {"AUTH_USERNAME": "ci", "AUTH_PASSWORD": password, "AUTH_NAMESPACES": "*"}
+    auth = Authenticator.from_env(environ, bcrypt_cost=COST)
     decision = auth.authenticate(basic("ci", password), "10.0.0.1")
     assert decision.ok and decision.principal == Principal("ci", None, "user")
     assert decision.principal.may_read("anything")

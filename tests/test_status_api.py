@@ -144,10 +144,12 @@ def test_no_configured_credentials_refuse_everything(cluster: Cluster) -> None:
     assert "authentication is not configured" in bare.log_path.read_text()
 
 
-def test_rbac_denial_is_a_clear_5xx(listener: Listener, cluster: Cluster, namespace: str) -> None:
-    # The listener's Role is bound only in tekton-pipelines.
-    status, body = listener.get_json(f"/status/{namespace}/some-run")
-    assert status == 502 and "RBAC" in body["error"]
+def test_rbac_denial_is_a_clear_403(listener: Listener, cluster: Cluster, namespace: str) -> None:
+    # The listener's Role is bound only in tekton-pipelines; the caller may read every namespace.
+    # 403, as for a namespace the caller may not read (issue 15): the namespace is not served here.
+    for path in (f"/status/{namespace}/some-run", f"/logs/{namespace}/some-run?wait=0"):
+        status, body = listener.get_json(path)
+        assert status == 403 and "RBAC" in body["error"] and body["status"] == 403
 
 
 def test_unreachable_api_is_503(cluster: Cluster, tmp_path) -> None:

@@ -21,8 +21,13 @@ from cloudevents.http import CloudEvent
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.config import Env, load
+from shared.http.server_hooks import install_error_pages, install_request_limits
 from shared.notify import Notifier, metrics
 from shared.notify.ingress import IngressGuard, IngressSettings, token_review
+
+# Bounded request lines and headers, JSON errors for requests gunicorn refuses (as every function).
+install_error_pages()
+install_request_limits()
 
 notifier = Notifier.from_env()
 guard = IngressGuard(load(IngressSettings, Env()), token_review(lambda *a: notifier.kube.send(*a)))

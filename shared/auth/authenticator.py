@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 import bcrypt
 
 from shared.auth.cache import VerifiedCache
-from shared.auth.credentials import Credentials, CredentialsFile, token_digest
+from shared.auth.credentials import Credentials, CredentialsFile, format_namespaces, parse_namespaces, token_digest
 from shared.auth.decision import Decision, Principal
 from shared.auth.limits import Clock, RecentSet, SlidingWindow
 from shared.auth.oidc import OidcVerifier, looks_like_jwt
@@ -37,6 +37,18 @@ KNOWN_ADDRESS_TTL = 24 * 3600.0
 CheckPw = Callable[[bytes, bytes], bool]
 
 
+def env_user_namespaces(settings: AuthSettings) -> frozenset[str] | None:
+    """What the AUTH_USERNAME user may read: AUTH_NAMESPACES (`*`: every namespace), else only
+    NAMESPACE. A value that does not parse narrows to NAMESPACE, never widens."""
+    if not settings.env_namespaces:
+        return frozenset({settings.namespace})
+    try:
+        return parse_namespaces(settings.env_namespaces)
+    except ValueError:
+        log.error("AUTH_NAMESPACES is not '*' or a list of namespace names; using NAMESPACE only")
+        return frozenset({settings.namespace})
+
+
 def _shown(value: str) -> str:
     """A caller-supplied value made safe for one log line."""
     return repr(value[:64])
@@ -51,6 +63,7 @@ class Authenticator:
         password: str | None = None,
         *,
         auth_file: str | None = None,
+        env_namespaces: frozenset[str] | None = None,
         cache_ttl: float = 60.0,
         max_failures_per_address: int = 10,
         max_failures_per_user: int = 20,
@@ -81,6 +94,7 @@ class Authenticator:
 
         self._env_user: str | None = None
         self._env_password: bytes | None = None
+        self._env_namespaces = env_namespaces
         if username and password:
             self._env_user = username
             self._env_password = password.encode("utf-8")
@@ -94,6 +108,7 @@ class Authenticator:
         """An authenticator for `settings`; keyword overrides win (tests)."""
         options: dict[str, object] = {
             "auth_file": settings.auth_file,
+            "env_namespaces": env_user_namespaces(settings),
             "cache_ttl": settings.cache_ttl,
             "max_failures_per_address": settings.max_failures_per_address,
             "max_failures_per_user": settings.max_failures_per_user,
@@ -152,7 +167,9 @@ class Authenticator:
         for problem in problems:
             log.log(level, "%s", problem)
         self._generation += 1
-        snapshot = build_snapshot(credentials, self._env_user, self._env_password, self._bcrypt_cost, self._generation)
+        snapshot = build_snapshot(
+            credentials, self._env_user, self._env_password, self._bcrypt_cost, self._generation, self._env_namespaces
+        )
         self._cache.clear()  # a changed file may have revoked or re-scoped a cached user
         self._log_configuration(snapshot, credentials)
         return snapshot
@@ -174,7 +191,11 @@ class Authenticator:
             len(credentials.users),
             len(credentials.tokens),
             self._file.path if self._file else "no credentials file",
-            f", plus AUTH_USERNAME user {self._env_user}" if self._env_user in snapshot.users else "",
+            (
+                f", plus AUTH_USERNAME user {self._env_user} (namespaces {format_namespaces(self._env_namespaces)})"
+                if self._env_user in snapshot.users
+                else ""
+            ),
         )
 
     # --- requests ------------------------------------------------------------------------------

@@ -36,10 +36,10 @@ TOKEN_HASH_PREFIX = "sha256$"  # noqa: S105 -- a format marker, not a secret
 BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
 # Basic user names cannot contain ':'; no whitespace or control characters either, so a name is
 # always safe to show in a log line.
-_NAME = re.compile(r"^[A-Za-z0-9._@+=-]{1,128}$")
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_BCRYPT = re.compile(r"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
-_TOKEN_HASH = re.compile(r"^sha256\$[0-9a-f]{64}$")
+_NAME = re.compile(r"[A-Za-z0-9._@+=-]{1,128}")
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_BCRYPT = re.compile(r"\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}")
+_TOKEN_HASH = re.compile(r"sha256\$[0-9a-f]{64}")
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a credentials file larger than this is a mistake, not a config
 
 
@@ -83,7 +83,7 @@ def parse_namespaces(text: str) -> frozenset[str] | None:
     items = [item.strip() for item in text.split(",")]
     if items == [ALL_NAMESPACES]:
         return None
-    if not items or any(not _NAMESPACE.match(item) for item in items):
+    if not items or any(not _NAMESPACE.fullmatch(item) for item in items):
         raise ValueError("namespaces must be '*' or a comma-separated list of namespace names")
     return frozenset(items)
 
@@ -93,7 +93,7 @@ def format_namespaces(namespaces: frozenset[str] | None) -> str:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise ValueError("names are 1-128 characters of letters, digits and . _ @ + = -")
     return name
 
@@ -107,12 +107,12 @@ def parse_line(line: str) -> UserEntry | TokenEntry:
     check_name(name)
     namespaces = parse_namespaces(namespaces_text)
     if secret.startswith(BCRYPT_PREFIXES):
-        match = _BCRYPT.match(secret)
+        match = _BCRYPT.fullmatch(secret)
         if not match or not 4 <= int(match.group(1)) <= 31:
             raise ValueError("malformed bcrypt hash")
         return UserEntry(name, secret.encode("ascii"), namespaces)
     if secret.startswith(TOKEN_HASH_PREFIX):
-        if not _TOKEN_HASH.match(secret):
+        if not _TOKEN_HASH.fullmatch(secret):
             raise ValueError("malformed token hash (sha256$ and 64 lowercase hex digits)")
         return TokenEntry(name, bytes.fromhex(secret[len(TOKEN_HASH_PREFIX) :]), namespaces)
     raise ValueError("unsupported hash: use bcrypt ($2b$/$2y$) or sha256$<hex> for tokens")

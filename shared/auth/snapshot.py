@@ -46,7 +46,12 @@ def dummy_hash(cost: int) -> bytes:
 
 
 def build_snapshot(
-    credentials: Credentials, env_user: str | None, env_password: bytes | None, default_cost: int, generation: int
+    credentials: Credentials,
+    env_user: str | None,
+    env_password: bytes | None,
+    default_cost: int,
+    generation: int,
+    env_namespaces: frozenset[str] | None = None,
 ) -> Snapshot:
     # Unknown users are verified against a dummy hash of the cost most users have, and the env
     # user is hashed at that cost too, so a wrong password costs the same for every name.
@@ -70,7 +75,7 @@ def build_snapshot(
             # The service holds this password in clear anyway: a digest compare costs microseconds,
             # so a cold start does not pay bcrypt to build or check it (failures still do: `_verify`).
             env_digest = hashlib.sha256(env_password).digest()
-            users[env_user] = User(Principal(env_user, None, "user"), env_digest, prehashed=True)
+            users[env_user] = User(Principal(env_user, env_namespaces, "user"), env_digest, prehashed=True)
     tokens = tuple((entry.digest, Principal(entry.name, entry.namespaces, "token")) for entry in credentials.tokens)
     return Snapshot(
         generation=generation,

@@ -18,7 +18,7 @@ from shared.config import SettingsError
 from shared.http.query import QueryError
 from shared.http.responses import HttpError, error_response, json_response, kube_error
 from shared.http.run_request import client_address
-from shared.http.server_hooks import SECURITY_HEADERS, install_error_pages
+from shared.http.server_hooks import SECURITY_HEADERS, install_error_pages, install_request_limits
 from shared.http.service import Service, service
 from shared.http.shutdown import install_gunicorn_hook
 from shared.kube.errors import KubeError
@@ -26,6 +26,7 @@ from shared.kube.errors import KubeError
 log = logging.getLogger("tekton_pipeline_listener")
 install_gunicorn_hook()
 install_error_pages()
+install_request_limits()
 
 MAX_PATH = 1024
 MAX_QUERY = 2048
@@ -38,7 +39,7 @@ def probe(request: Request, svc: Service) -> Response | None:
         return json_response({"status": "ok"})
     if request.path == "/health/readiness":
         problem = svc.kubernetes_problem()
-        detailed = _authenticated(request, svc)
+        detailed = _operator(request, svc)
         body: dict[str, Any] = {"status": "ready" if problem is None else "not ready"}
         if detailed:
             body["kubernetes"] = problem or "ok"
@@ -47,11 +48,14 @@ def probe(request: Request, svc: Service) -> Response | None:
     return None
 
 
-def _authenticated(request: Request, svc: Service) -> bool:
+def _operator(request: Request, svc: Service) -> bool:
+    """True for a caller who may read every namespace: only an operator learns what the
+    service's own Kubernetes access looks like (its namespace, the API's refusals)."""
     header = request.headers.get("Authorization")
     if not header:
         return False
-    return svc.authenticator.authenticate(header, client_address(request, svc)).ok
+    decision = svc.authenticator.authenticate(header, client_address(request, svc))
+    return decision.ok and decision.principal is not None and decision.principal.namespaces is None
 
 
 # -- the endpoint wrapper ----------------------------------------------------------------------

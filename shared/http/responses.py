@@ -43,7 +43,8 @@ def kube_error(err: KubeError, what: str) -> HttpError:
     if isinstance(err, NotFound):
         return HttpError(404, f"{what} not found")
     if isinstance(err, Forbidden):
-        return HttpError(502, f"the listener's service account may not read {what}: Kubernetes RBAC denied it")
+        # 403 like a namespace the caller may not read: the answer is "not here", whoever refused.
+        return HttpError(403, f"the listener's service account may not read {what}: Kubernetes RBAC denied it")
     if isinstance(err, KubeConfigError):
         return HttpError(503, "the listener cannot configure its Kubernetes client; see its log", {"Retry-After": "30"})
     if isinstance(err, Unreachable):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from shared.http.server_hooks import patch_once
+
 SHUTDOWN = threading.Event()
 
 
@@ -21,8 +23,6 @@ def install_gunicorn_hook() -> bool:
         from gunicorn.workers.gthread import ThreadWorker
     except ImportError:
         return False
-    if getattr(ThreadWorker, "_tpl_shutdown_hook", False):
-        return True
     original_exit = ThreadWorker.handle_exit
     original_quit = ThreadWorker.handle_quit
 
@@ -34,7 +34,8 @@ def install_gunicorn_hook() -> bool:
         SHUTDOWN.set()
         original_quit(self, sig, frame)
 
-    ThreadWorker.handle_exit = handle_exit  # type: ignore[method-assign]
-    ThreadWorker.handle_quit = handle_quit  # type: ignore[method-assign]
-    ThreadWorker._tpl_shutdown_hook = True  # type: ignore[attr-defined]
-    return True
+    def patch() -> None:
+        ThreadWorker.handle_exit = handle_exit  # type: ignore[method-assign]
+        ThreadWorker.handle_quit = handle_quit  # type: ignore[method-assign]
+
+    return patch_once(ThreadWorker, "_tpl_shutdown_hook", patch)

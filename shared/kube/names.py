@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 
 
 def namespace_problem(value: str) -> str | None:
@@ -28,6 +28,7 @@ def _problem(value: str, what: str, longest: int, pattern: re.Pattern[str], rule
         return f"{what} is empty"
     if len(value) > longest:
         return f"{what} is longer than {longest} characters"
-    if not pattern.match(value):
+    # fullmatch: with match, `$` would also accept a name ending in a newline.
+    if not pattern.fullmatch(value):
         return f"{what} {rule}"
     return None

@@ -35,6 +35,11 @@ from shared.logs.cursor import Cursor
 VERSION = 2
 MAX_TOKEN = 8192  # characters; far above any real run's token, refused before decoding
 MAX_ENTRIES = 4096
+# Bounds of a decoded cursor: anything beyond cannot have come from a stream (a kubelet stamp is a
+# Go time in int64 ns; lines and bytes of one stamp or one line far below 2**40), so it is refused
+# instead of reaching the log reader.
+MAX_NS = 2**63 - 1
+MAX_COUNT = 2**40
 
 
 class TokenError(ValueError):
@@ -274,7 +279,10 @@ def decode(token: str, binding: Binding, run_name: str = "the run") -> ResumePoi
             pod = struct.unpack(">I", areader.take(4))[0]
             index = areader.varint()
             ns = _NS.unpack(areader.take(8))[0]
-            active[pod] = (index, Cursor(ns, areader.varint(), areader.varint()))
+            same, piece = areader.varint(), areader.varint()
+            if index >= MAX_ENTRIES or ns > MAX_NS or same > MAX_COUNT or piece > MAX_COUNT:
+                raise TokenError(400, "resume token names a position no stream can have reached")
+            active[pod] = (index, Cursor(ns, same, piece))
         areader.end()
     # Checked last: a corrupted token is reported as such, not as another run's.
     if uid != binding.uid:
