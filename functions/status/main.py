@@ -28,7 +28,7 @@ def status(request: Request, svc: Service) -> Response:
         run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown)
         check_run_grant(req.principal, run, ref)
         run = wait_until_done(svc.kube, run, query.wait, svc.shutdown, req.client_gone)
-        taskruns = taskruns_of(svc.kube, ref.namespace, ref.name) if query.tasks else None
+        taskruns = taskruns_of(svc.kube, run) if query.tasks else None
     outcome = outcome_of(run)
     headers = {} if outcome.done else {"Retry-After": "10"}
     return json_response(run_status(run, taskruns), http_code(outcome), headers)

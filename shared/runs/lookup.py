@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from shared.kube.client import PIPELINERUNS, TASKRUNS, Kube, NotFound
 from shared.kube.listwatch import Listed, ListWatch
-from shared.runs.model import PIPELINE_RUN_LABEL, Obj, is_done
+from shared.runs.model import PIPELINE_RUN_LABEL, Obj, is_done, owned_by, uid_of
 
 # A waiting watch is renewed this often, so a departed client or a shutdown is noticed.
 WATCH_SLICE = 30
@@ -50,10 +50,12 @@ def wait_until_done(
     return kube.get_object(PIPELINERUNS, meta["namespace"], meta["name"])
 
 
-def taskruns_of(kube: Kube, namespace: str, name: str) -> list[Obj]:
-    """The run's TaskRuns, by the label Tekton puts on them (one LIST)."""
-    taskruns, _ = kube.list_objects(TASKRUNS, namespace, f"{PIPELINE_RUN_LABEL}={name}")
-    return taskruns
+def taskruns_of(kube: Kube, pipelinerun: Obj) -> list[Obj]:
+    """The run's TaskRuns: listed by the label Tekton puts on them (one LIST), kept only if the
+    run owns them (a label is no proof: see `runs.model.owned_by`)."""
+    meta = pipelinerun["metadata"]
+    taskruns, _ = kube.list_objects(TASKRUNS, meta["namespace"], f"{PIPELINE_RUN_LABEL}={meta['name']}")
+    return [tr for tr in taskruns if owned_by(tr, "PipelineRun", {uid_of(pipelinerun)})]
 
 
 def _watch_until(

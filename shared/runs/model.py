@@ -47,6 +47,36 @@ def labels_of(obj: Obj) -> dict[str, str]:
     return (obj.get("metadata") or {}).get("labels") or {}
 
 
+def uid_of(obj: Obj | None) -> str:
+    return str(((obj or {}).get("metadata") or {}).get("uid") or "")
+
+
+def owned_by(obj: Obj, kind: str, uids: set[str] | frozenset[str]) -> bool:
+    """True if an ownerReference of `obj` names an owner of `kind` whose uid is in `uids`.
+
+    Labels say which run an object claims to belong to, and anyone who may create TaskRuns or
+    pods in the namespace can set them; the owner's uid is what Tekton's controller writes when it
+    creates the child. Labels select, the ownerReference decides."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences")
+    return any(
+        isinstance(ref, dict) and ref.get("kind") == kind and ref.get("uid") in uids
+        for ref in (refs if isinstance(refs, list) else [])
+    )
+
+
+def owned_children(
+    pipelinerun: Obj | None, taskruns: Mapping[str, Obj], pods: Mapping[str, Obj]
+) -> tuple[dict[str, Obj], dict[str, Obj]]:
+    """The run's own TaskRuns (owned by its uid) and their pods (owned by one of those TaskRuns'
+    uids), out of the objects that carry its label."""
+    run_uid = uid_of(pipelinerun)
+    if not run_uid:
+        return {}, {}
+    mine = {name: tr for name, tr in taskruns.items() if owned_by(tr, "PipelineRun", {run_uid})}
+    taskrun_uids = {uid_of(tr) for tr in mine.values()} - {""}
+    return mine, {name: pod for name, pod in pods.items() if owned_by(pod, "TaskRun", taskrun_uids)}
+
+
 def status_of(obj: Obj) -> Obj:
     status = obj.get("status")
     return status if isinstance(status, dict) else {}

@@ -14,11 +14,15 @@ from collections.abc import Callable
 from shared.kube.client import PIPELINERUNS, PODS, TASKRUNS, Kube, KubeError, Resource
 from shared.kube.listwatch import Changed, Listed, ListWatch
 from shared.kube.retry import REFUSAL_GRACE
-from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of
+from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of, owned_children
 
 
 class RunWatch:
-    """Snapshots of the run's objects; `cond` is notified on every change."""
+    """Snapshots of the run's objects; `cond` is notified on every change.
+
+    The TaskRuns and pods are listed by the run's label, which anyone who may create them in the
+    namespace can set; `taskruns` and `pods` hold only those the run owns (ownerReference uids),
+    so a forged TaskRun or pod cannot put lines into the run's stream."""
 
     def __init__(self, kube: Kube, namespace: str, name: str, pipelinerun: Obj | None = None) -> None:
         self.kube = kube
@@ -29,6 +33,9 @@ class RunWatch:
         self.pipelinerun_deleted = False
         self.taskruns: dict[str, Obj] = {}
         self.pods: dict[str, Obj] = {}
+        # Everything the label selectors return; `taskruns` and `pods` are the owned part.
+        self._labelled_taskruns: dict[str, Obj] = {}
+        self._labelled_pods: dict[str, Obj] = {}
         self.deleted_pods: set[str] = set()
         self.synced: set[str] = set()
         self.error: KubeError | None = None
@@ -103,6 +110,7 @@ class RunWatch:
     # -- state changes ---------------------------------------------------------------------------
     def _changed(self) -> None:
         # Called with self.cond held.
+        self.taskruns, self.pods = owned_children(self.pipelinerun, self._labelled_taskruns, self._labelled_pods)
         self.version += 1
         self.cond.notify_all()
         for callback in list(self._listeners):
@@ -116,11 +124,11 @@ class RunWatch:
                 elif self.pipelinerun is not None:
                     self.pipelinerun_deleted = True
             elif kind == "taskruns":
-                self.taskruns = {name_of(i): i for i in items}
+                self._labelled_taskruns = {name_of(i): i for i in items}
             else:
                 fresh = {name_of(i): i for i in items}
-                self.deleted_pods |= set(self.pods) - set(fresh)
-                self.pods = fresh
+                self.deleted_pods |= set(self._labelled_pods) - set(fresh)
+                self._labelled_pods = fresh
             self.synced.add(kind)
             self._changed()
 
@@ -134,14 +142,14 @@ class RunWatch:
                     self.pipelinerun = obj
             elif kind == "taskruns":
                 if event == "DELETED":
-                    self.taskruns.pop(name, None)
+                    self._labelled_taskruns.pop(name, None)
                 else:
-                    self.taskruns[name] = obj
+                    self._labelled_taskruns[name] = obj
             elif event == "DELETED":
-                self.pods.pop(name, None)
+                self._labelled_pods.pop(name, None)
                 self.deleted_pods.add(name)
             else:
-                self.pods[name] = obj
+                self._labelled_pods[name] = obj
             self._changed()
 
     def _fail(self, err: KubeError) -> None:
