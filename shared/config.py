@@ -167,6 +167,19 @@ class StreamSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Prometheus metrics and the access log (docs/observability.md)."""
+
+    # Port of /metrics, apart from the function's own (no ingress routes to it); 0: not served.
+    port: int = setting("METRICS_PORT", 9090, 0, 65535)
+    # Several gunicorn workers: a fresh directory where each writes its values (prometheus_client
+    # reads the same variable itself).
+    multiproc_dir: str | None = setting("PROMETHEUS_MULTIPROC_DIR", None)
+    # One JSON line per request on stdout.
+    access_log: bool = setting("ACCESS_LOG", True)
+
+
+@dataclass(frozen=True)
 class Settings:
     """The listener's settings (logs, status, health)."""
 
@@ -191,6 +204,7 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = setting("TRUSTED_PROXIES", ())
     auth: AuthSettings = field(default_factory=AuthSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -73,6 +73,8 @@ class Listener:
             # in tests/test_attacker_inputs.py.
             "AUTH_NAMESPACES": "*",
             "RUN_WAIT_SECONDS": "10",
+            # Metrics only where a test asks for them on a port of its own (the default is shared).
+            "METRICS_PORT": "0",
             **env,
         }
         self.command = command or [sys.executable, "-m", "shared.http.router"]

@@ -14,7 +14,8 @@ from typing import Any
 from flask import Request, Response, current_app, has_app_context
 from werkzeug.exceptions import HTTPException
 
-from shared.config import SettingsError
+from shared.config import MetricsSettings, SettingsError
+from shared.http.observe import Observation, install_worker_hook
 from shared.http.query import QueryError
 from shared.http.responses import HttpError, error_response, json_response, kube_error
 from shared.http.run_request import client_address
@@ -22,11 +23,13 @@ from shared.http.server_hooks import SECURITY_HEADERS, install_error_pages, inst
 from shared.http.service import Service, service
 from shared.http.shutdown import install_gunicorn_hook
 from shared.kube.errors import KubeError
+from shared.metrics.server import serve
 
 log = logging.getLogger("tekton_pipeline_listener")
 install_gunicorn_hook()
 install_error_pages()
 install_request_limits()
+install_worker_hook()
 
 MAX_PATH = 1024
 MAX_QUERY = 2048
@@ -81,6 +84,15 @@ def endpoint(handler: Callable[[Request, Service], Response]) -> Callable[[Reque
 
     @functools.wraps(handler)
     def wrapper(request: Request) -> Response:
+        observation = Observation(request, handler.__name__)  # metrics, access log, X-Request-Id
+        try:
+            response = respond(request)
+        except BaseException:  # a worker timeout or exit: the request is no longer in the handler
+            observation.abandoned()
+            raise
+        return observation.answered(request, response, _metrics_settings())
+
+    def respond(request: Request) -> Response:
         try:
             svc = service()
         except SettingsError as err:
@@ -112,3 +124,12 @@ def endpoint(handler: Callable[[Request, Service], Response]) -> Callable[[Reque
             return error_response(500, "internal error; see the listener's log")
 
     return wrapper
+
+
+def _metrics_settings() -> MetricsSettings | None:
+    try:
+        settings = service().settings.metrics
+    except SettingsError:
+        return None
+    serve(settings)  # where no gunicorn worker hook started it (a plain Flask server)
+    return settings

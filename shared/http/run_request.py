@@ -19,11 +19,14 @@ from urllib.parse import unquote, urlsplit
 from flask import Request
 
 from shared.auth import Principal, StreamLease, StreamLimitExceeded
+from shared.auth.oidc import looks_like_jwt
 from shared.config import Settings
+from shared.http.observe import note_caller, note_run
 from shared.http.query import Args, Headers
 from shared.http.responses import HttpError
 from shared.http.service import Service
 from shared.kube.names import namespace_problem, object_name_problem
+from shared.metrics import AUTH_FAILURES, BACKOFFS
 
 Q = TypeVar("Q")
 
@@ -53,6 +56,7 @@ def parse_run_request(
     request: Request, svc: Service, endpoint_name: str, parse_query: Callable[[Args, Settings, Headers], Q]
 ) -> RunRequest[Q]:
     ref = run_ref(request, endpoint_name, svc.settings.namespace)
+    note_run(request, ref.namespace, ref.name)
     principal = authorize(request, svc, ref.namespace)
     query = parse_query(Args(request.args.items(multi=True)), svc.settings, request.headers)
     return RunRequest(ref, query, principal, client_gone_check(request))
@@ -84,13 +88,27 @@ def raw_path_segments(request: Request) -> list[str]:
 
 
 def authorize(request: Request, svc: Service, namespace: str) -> Principal:
-    decision = svc.authenticator.authenticate(request.headers.get("Authorization"), client_address(request, svc))
+    header = request.headers.get("Authorization")
+    decision = svc.authenticator.authenticate(header, client_address(request, svc))
     if not decision.ok or decision.principal is None:
+        _refused(header, decision.status)
         raise HttpError(decision.status, decision.error, dict(decision.headers))
+    note_caller(request, decision.principal.name, decision.principal.kind)
     if not decision.principal.may_read(namespace):
         # Same answer whether or not the run exists: no probing of other namespaces.
+        _refused(header, 403)
         raise HttpError(403, f"not allowed to read runs in namespace {namespace!r}")
     return decision.principal
+
+
+def _refused(header: str | None, status: int) -> None:
+    scheme, _, value = (header or "").strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme == "bearer" and looks_like_jwt(value.strip()):
+        scheme = "oidc"
+    AUTH_FAILURES.labels(scheme if scheme in ("basic", "bearer", "oidc") else "none", str(status)).inc()
+    if status == 429:
+        BACKOFFS.labels("auth").inc()
 
 
 def check_run_grant(principal: Principal, run: Mapping[str, Any], ref: RunRef) -> None:
@@ -154,4 +172,5 @@ def admit_stream(svc: Service, principal: Principal) -> StreamLease:
     try:
         return svc.stream_limiter.acquire(principal)
     except StreamLimitExceeded as err:
+        BACKOFFS.labels("streams").inc()
         raise HttpError(err.status, err.error, dict(err.headers)) from err

@@ -28,6 +28,7 @@ from shared.kube.errors import (
     Unreachable,
     error_from,
 )
+from shared.metrics import kube_request
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,14 @@ class Kube:
         method: str = "GET",
         body: Any = None,
         content_type: str = "",
+    ) -> urllib3.HTTPResponse:
+        with kube_request(method, path, query) as measured:  # verb, outcome, latency (shared/metrics)
+            raw = self._request(path, query, timeout, method, body, content_type)
+            measured["outcome"] = "ok"
+        return raw
+
+    def _request(
+        self, path: str, query: dict[str, Any], timeout: Any, method: str, body: Any, content_type: str
     ) -> urllib3.HTTPResponse:
         params = [(k, v) for k, v in query.items() if v is not None]
         headers = {"Accept": "application/json"}
