@@ -5,8 +5,8 @@ answer's `Retry-After` (seconds or an HTTP date) if it has one, else the retry p
 (`shared.kube.retry.backoff_delay`) from `backoff_base`, capped at `backoff_max`. Nothing is
 retried past `max_attempts` or past `budget` seconds from the first attempt: when the next wait
 would cross the budget the target is given up at once (Knative Eventing redelivers the event later).
-Redirects are not followed (a redirect could carry a token to another host).
-`sleep` and `clock` are injectable for tests.
+Redirects are not followed (a redirect could carry a token to another host). Requests go through
+one pooled `requests` session (`pooled_transport`). `sleep` and `clock` are injectable for tests.
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ from __future__ import annotations
 import email.utils
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.client import HTTPException
 from typing import Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from shared.kube.retry import backoff_delay
 from shared.notify.config import RetryPolicy
@@ -35,30 +36,47 @@ class Transport(Protocol):
     def __call__(self, request: HttpRequest, timeout: float) -> HttpResponse: ...
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        return None
+POOL_SIZE = 16
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _session() -> requests.Session:
+    """One pooled client for every target: connections to a forge or Slack are kept and reused
+    (a run's events, and every run, go to the same few hosts). urllib3 retries nothing here:
+    attempts are counted, timed and classified by `Deliverer` (per target, within a budget,
+    honouring Retry-After, with per-kind verdicts such as GitLab's "Cannot transition"), which
+    urllib3's `Retry` cannot express. Proxies and netrc from the environment are not used."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = HTTPAdapter(pool_connections=POOL_SIZE, pool_maxsize=POOL_SIZE, max_retries=Retry(0, redirect=0))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
-def urllib_transport(request: HttpRequest, timeout: float) -> HttpResponse:
-    """One HTTP exchange; any HTTP status is a response, network trouble raises OSError."""
+_pool = _session()
+
+
+def pooled_transport(request: HttpRequest, timeout: float) -> HttpResponse:
+    """One HTTP exchange on the pool; any HTTP status is a response, network trouble raises OSError.
+    Redirects are not followed (a redirect could carry a token to another host)."""
     if not request.url.startswith(("http://", "https://")):
         raise ValueError("only http(s) URLs are sent to")
-    req = urllib.request.Request(  # noqa: S310 - http(s) only, checked above
-        request.url, data=request.body, headers=dict(request.headers), method=request.method
-    )
     try:
-        with _opener.open(req, timeout=timeout) as resp:
-            return HttpResponse(resp.status, dict(resp.headers.items()), resp.read(MAX_BODY))
-    except urllib.error.HTTPError as e:
-        with e:
-            body = e.read(MAX_BODY) if e.fp else b""
-            return HttpResponse(e.code, dict(e.headers.items()) if e.headers else {}, body)
-    except HTTPException as e:  # malformed answers, remote closed mid-response
-        raise ConnectionError(f"bad HTTP answer: {e!r}") from None
+        with _pool.request(
+            request.method,
+            request.url,
+            data=request.body,
+            headers=dict(request.headers),
+            timeout=(min(timeout, 5.0), timeout),
+            allow_redirects=False,
+            stream=True,
+        ) as resp:
+            body = resp.raw.read(MAX_BODY, decode_content=True) or b""
+            return HttpResponse(resp.status_code, dict(resp.headers.items()), body)
+    except requests.Timeout as e:
+        raise TimeoutError(type(e).__name__) from None
+    except requests.RequestException as e:  # refused, reset, bad answers, TLS
+        raise ConnectionError(type(e).__name__) from None
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -96,7 +114,7 @@ class Deliverer:
     def __init__(
         self,
         policy: RetryPolicy,
-        transport: Transport = urllib_transport,
+        transport: Transport = pooled_transport,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
