@@ -37,7 +37,9 @@ import yaml
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
 
+from tests.sandbox import scenarios
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, Identity
+from tests.sandbox.simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "tests" / "fixtures" / "events"
@@ -867,3 +869,29 @@ def test_only_senders_with_a_token_for_the_audience_get_in_and_bodies_are_capped
         assert good not in log and stranger not in log
     finally:
         fn.stop()
+
+
+# -- per-task statuses, from a run the simulator plays ---------------------------------------------
+def test_each_pipeline_task_gets_its_own_commit_status_linking_to_its_log(
+    function: Function, standins: StandIns, runs: Runs, sim: Simulator, sha: str
+) -> None:
+    played = sim.play(scenarios.failure(), namespace=runs.namespace).wait()
+    notes = {f"{PREFIX}github-repo": "example/app", f"{PREFIX}gitlab-project": "group/app", f"{PREFIX}sha": sha}
+    runs.cluster.api("PATCH", runs.path(played.name), {"metadata": {"annotations": notes}}, content_type=MERGE)
+    status, body = post(function, "failed", runs.data(played.name))
+    assert status == 200 and body["state"] == "failed", body
+    context = f"tekton/{runs.namespace}/{played.name}"
+    github = {s.body["context"]: s.body for s in standins.of("github", sha=sha)}
+    assert sorted(github) == [context, f"{context}/cleanup", f"{context}/compile"]  # publish was skipped
+    compile_ = github[f"{context}/compile"]
+    assert compile_["state"] == "failure"
+    assert compile_["target_url"] == f"{LISTENER}/logs/{runs.namespace}/{played.name}?task=compile"
+    assert "step build exited 2" in compile_["description"] and compile_["description"].startswith("Failed (")
+    assert github[f"{context}/cleanup"]["state"] == "success"
+    assert github[context]["state"] == "failure"
+    gitlab = {s.body["name"]: s.body["state"] for s in standins.of("gitlab", sha=sha)}
+    assert gitlab == {context: "failed", f"{context}/compile": "failed", f"{context}/cleanup": "success"}
+    # the same event again: every per-task status is in the run's record, nothing is re-posted
+    before = len(standins.seen)
+    assert post(function, "failed", runs.data(played.name))[0] == 200
+    assert len(standins.seen) == before

@@ -11,7 +11,8 @@ State mapping (rank from `events`, reasons from the run model's `outcome`):
     rank 0-1 (queued, started, pending/resolving)  GitLab pending   GitHub pending
     rank 2-3 (running, stopping, finally)          GitLab running   GitHub pending
     successful                                     GitLab success   GitHub success
-    failed: Failed, PipelineRunTimeout             GitLab failed    GitHub failure
+    failed: Failed, PipelineRunTimeout (a task's
+            StepFailed, TaskRunTimeout)            GitLab failed    GitHub failure
     failed: cancelled reasons                      GitLab canceled  GitHub error
     failed: any other reason (validation, ...)     GitLab failed    GitHub error
 """
@@ -48,6 +49,8 @@ GITLAB_DESCRIPTION_MAX = 255
 GITLAB_TERMINAL = frozenset({"success", "failed", "canceled", "skipped"})
 GITHUB_TERMINAL = frozenset({"success", "failure", "error"})
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+# The run's code-failure reasons, and a TaskRun's when one of its steps exited non-zero (per-task statuses).
+CODE_FAILURES = CODE_FAILURE_REASONS | {"StepFailed"}
 
 
 class CommitStatusSender(PostingSender):
@@ -166,7 +169,7 @@ def github_state(event: RunEvent) -> str:
     if event.state == "successful":
         return "success"
     if event.state == "failed":
-        return "failure" if event.reason in CODE_FAILURE_REASONS else "error"
+        return "failure" if event.reason in CODE_FAILURES else "error"
     return "pending"
 
 

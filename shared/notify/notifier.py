@@ -39,6 +39,7 @@ from shared.notify.record import DeliveryRecord
 from shared.notify.runs_api import ApiRuns, RunStore
 from shared.notify.selection import Target, select_targets
 from shared.notify.state import RunStates
+from shared.notify.tasks import COMMIT_KINDS, per_task, task_logs_url
 from shared.runs.model import Obj
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,14 @@ class Notifier:
             log.info("%s: %s (rank %d) after rank %d, dropped as stale", run, event.state, event.rank, record.rank)
             return Outcome(200, {"run": run, "state": event.state, "stale": True})
         targets = select_targets(event, self.settings, config)
+        pairs = [(event, t) for t in targets]
+        if any(t.kind in COMMIT_KINDS for t in targets):
+            pairs += per_task(event, targets, self.runs.taskruns(event.namespace, event.name))
         fresh_record = record.rank < 0
-        todo = [t for t in targets if t.wants(event.state) and not record.delivered(t.key, event.state, event.rank)]
-        skipped = [t.kind for t in targets if t not in todo]
-        checks = {t.key: fresh_record and not record.knows(t.key) for t in todo}
-        results = self._deliver_all(event, todo, record, checks)
+        todo = [(e, t) for e, t in pairs if t.wants(e.state) and not record.delivered(t.key, e.state, e.rank)]
+        skipped = [t.kind for e, t in pairs if (e, t) not in todo]
+        checks = {t.key: fresh_record and not record.knows(t.key) for _, t in todo}
+        results = self._deliver_all(todo, record, checks)
         if record.rank < event.rank or results:
             record.seen(event.rank)
             memory.record = record
@@ -171,15 +175,16 @@ class Notifier:
         return Outcome(502 if transient else 422, body)
 
     def _deliver_all(
-        self, event: RunEvent, targets: list[Target], record: DeliveryRecord, checks: Mapping[str, bool]
+        self, todo: list[tuple[RunEvent, Target]], record: DeliveryRecord, checks: Mapping[str, bool]
     ) -> dict[str, Result]:
-        if not targets:
+        """Sends each (event, target) in parallel; labels: `kind#i` for the run, `kind#i:task` per task."""
+        if not todo:
             return {}
-        labels = {t.key: f"{t.kind}#{i}" for i, t in enumerate(targets)}
-        with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="notify") as pool:
-            futures = {t.key: pool.submit(self._deliver_one, event, t, labels[t.key], checks[t.key]) for t in targets}
+        labels = {t.key: f"{t.kind}#{i}" + (f":{t.task}" if t.task else "") for i, (_, t) in enumerate(todo)}
+        with ThreadPoolExecutor(max_workers=min(len(todo), 16), thread_name_prefix="notify") as pool:
+            futures = {t.key: pool.submit(self._deliver_one, e, t, labels[t.key], checks[t.key]) for e, t in todo}
             results = {}
-            for target in targets:
+            for event, target in todo:
                 try:
                     result = futures[target.key].result()
                 except Exception as e:  # a bug in one target must not hide the others' results
@@ -195,7 +200,7 @@ class Notifier:
         if target.error:
             log.error("%s %s: %s", run, label, target.error)
             return Result("fail", 0, None, target.error)
-        logs_url = self.settings.logs_url(event.namespace, event.name)
+        logs_url = task_logs_url(self.settings.logs_url(event.namespace, event.name), target.task)
         if check_terminal and event.rank < TERMINAL_RANK and self._terminal_already(target, logs_url, label):
             log.info("%s %s %s: this run's status there is already terminal, not sent", run, event.state, label)
             return Result("done", 0, None, "already terminal")

@@ -62,6 +62,8 @@ class Target:
     context: str = ""
     secret: str | None = field(default=None, repr=False)
     error: str = ""
+    # A per-task sibling of a commit-status target (`tasks`): the pipeline task it reports.
+    task: str = ""
     # The sender that builds this target's requests and reads its answers.
     sender: Any = field(default=None, repr=False, compare=False)
 
