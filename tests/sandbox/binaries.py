@@ -41,9 +41,10 @@ def kube_apiserver() -> str:
 
 
 def node_parts() -> dict[str, str]:
-    """The kubelet (built from the same source, cached) and, installed by the same script,
-    containerd, runc, CNI plugins, buildah, busybox and pause.c: everything a real node needs."""
-    return _install("kube-apiserver", "kubelet", node=True)
+    """The kubelet and kube-controller-manager (built from the same source in one `make`, cached)
+    and, installed by the same script, containerd, runc, CNI plugins, buildah, busybox, iptables
+    and pause.c: everything a real node and its pods' in-cluster credentials need."""
+    return _install("kube-apiserver", "kubelet", "kube-controller-manager", node=True)
 
 
 def pause_source() -> Path:

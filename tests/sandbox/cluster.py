@@ -37,6 +37,9 @@ from .node import NodeCerts, NodeLock, RealNode
 NODE_NAME = "sandbox-node"
 LISTENER_NAMESPACE = "tekton-pipelines"
 LISTENER_SERVICE_ACCOUNT = "tekton-pipeline-listener"
+# The `kubernetes` Service's ClusterIP: the first address of --service-cluster-ip-range.
+KUBERNETES_SERVICE_IP = "10.96.0.1"
+KUBERNETES_SERVICE_PORT = 443
 
 
 def free_port() -> int:
@@ -97,7 +100,9 @@ class _Certs:
             directory,
         )
         extra = f",IP:{host_ip}" if host_ip else ""
-        self.leaf("apiserver", "/CN=kube-apiserver", f"IP:127.0.0.1{extra},DNS:localhost,DNS:kubernetes.default.svc")
+        # The names and ClusterIP pods use in-cluster (KUBERNETES_SERVICE_HOST is the ClusterIP).
+        in_cluster = f"IP:{KUBERNETES_SERVICE_IP},DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+        self.leaf("apiserver", "/CN=kube-apiserver", f"IP:127.0.0.1{extra},DNS:localhost,{in_cluster}")
         self.leaf("kubelet", f"/CN=system:node:{NODE_NAME}", "IP:127.0.0.1,DNS:localhost", client=False)
         self.leaf("kubelet-client", "/O=system:masters/CN=kube-apiserver-kubelet-client", "", client=True)
         _run(["openssl", "genrsa", "-out", "sa.key", "2048"], directory)
@@ -187,6 +192,9 @@ class Cluster:
     # The real kubelet + containerd node, when started with `real_node=True`.
     node: RealNode | None = None
     bind_address: str = "127.0.0.1"
+    # Pods get in-cluster credentials: ServiceAccount admission, kube-controller-manager's token
+    # and root CA controllers, the `kubernetes` Service reachable from the node's pods.
+    in_cluster: bool = False
 
     # -- lifecycle -------------------------------------------------------------------------------
     @classmethod
@@ -196,10 +204,19 @@ class Cluster:
         extra_identities: Iterable[Identity] = (),
         install_extra_crds: bool = False,
         real_node: bool = False,
+        in_cluster: bool = False,
     ) -> Cluster:
         """`real_node`: also a real kubelet + containerd node (`node.RealNode`) beside the stand-in;
         the apiserver then listens on the node network's host-side address instead of loopback,
-        since the kubelet, in its own network namespace, must reach it."""
+        since the kubelet, in its own network namespace, must reach it.
+
+        `in_cluster` (with `real_node`): the node's pods use in-cluster configuration as on a real
+        cluster: the kubelet mounts their ServiceAccount's token Secret (made by a real
+        kube-controller-manager, with the cluster CA) and `KUBERNETES_SERVICE_HOST:PORT` (the
+        `kubernetes` Service) reaches the apiserver. Every pod's ServiceAccount must then exist;
+        `default` in the listener's namespace is waited for."""
+        if in_cluster and not real_node:
+            raise ValueError("in_cluster needs real_node=True: only the real node runs pods")
         apiserver_bin = binaries.kube_apiserver()
         etcd_bin = binaries.etcd()
         owns = workdir is None
@@ -244,6 +261,7 @@ class Cluster:
             kubelet=kubelet,
             _owns_workdir=owns,
             bind_address=net.host_ip if net else "127.0.0.1",
+            in_cluster=in_cluster,
         )
         _live.append(cluster)
         if net is not None and lock is not None:
@@ -280,9 +298,16 @@ class Cluster:
             cluster.wait_ready()
             cluster.write_kubeconfig(workdir / "kubeconfig", admin)
             cluster._bootstrap(install_extra_crds)
+            if in_cluster:
+                cluster._start_controller_manager(certs)
             if cluster.node is not None:
                 cluster.node.server = cluster.server
                 cluster.node.start(cluster.node._lock or NodeLock(), cluster.node_ready)
+            if in_cluster and cluster.node is not None:
+                cluster.node.net.forward_service(
+                    KUBERNETES_SERVICE_IP, KUBERNETES_SERVICE_PORT, cluster.bind_address, api_port
+                )
+                cluster.wait_service_account(LISTENER_NAMESPACE, "default")
         except BaseException:
             cluster.stop()
             raise
@@ -312,14 +337,57 @@ class Cluster:
             f"--kubelet-client-key={certs.path('kubelet-client.key')}",
             f"--kubelet-certificate-authority={certs.path('ca.crt')}",
             "--kubelet-preferred-address-types=InternalIP",
-            # No controller-manager here: nothing would create the `default` ServiceAccount.
-            "--disable-admission-plugins=ServiceAccount",
+            # Without the controller-manager (in_cluster) nothing would create ServiceAccounts'
+            # tokens or the `default` ServiceAccount that admission would then require.
+            *([] if self.in_cluster else ["--disable-admission-plugins=ServiceAccount"]),
             "--enable-priority-and-fairness=false",
             "--endpoint-reconciler-type=none",
             "--profiling=false",
             "--logtostderr=true",
             "--v=0",
         ]
+
+    def _start_controller_manager(self, certs: _Certs) -> None:
+        """Only the controllers in-cluster credentials need: `default` ServiceAccounts, their token
+        Secrets (token, ca.crt, namespace) and the `kube-root-ca.crt` ConfigMap."""
+        kubeconfig = self.write_kubeconfig(self.workdir / "controller-manager.kubeconfig", self.admin)
+        binary = binaries.node_parts()["kube-controller-manager"]
+        self._spawn(
+            "kube-controller-manager",
+            [
+                binary,
+                f"--kubeconfig={kubeconfig}",
+                "--controllers=serviceaccount-token,serviceaccount,root-ca-cert-publisher",
+                f"--service-account-private-key-file={certs.path('sa.key')}",
+                f"--root-ca-file={certs.path('ca.crt')}",
+                "--use-service-account-credentials=false",
+                "--leader-elect=false",
+                "--port=0",
+                "--secure-port=0",
+                "--logtostderr=true",
+                "--v=0",
+            ],
+        )
+
+    def wait_service_account(self, namespace: str, name: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Until the controller-manager has given `namespace/name` its token Secret: before that,
+        ServiceAccount admission refuses pods that mount it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status, text = self.raw("GET", f"/api/v1/namespaces/{namespace}/serviceaccounts/{name}", self.admin)
+            if status == 200 and json.loads(text).get("secrets"):
+                return json.loads(text)
+            if status not in (200, 404):
+                raise ApiError(status, text, "GET", f"serviceaccounts/{name}")
+            self._check_procs()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"ServiceAccount {namespace}/{name} has no token after {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def _check_procs(self) -> None:
+        for proc in self._procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}); see {self.workdir}")
 
     def _spawn(self, name: str, args: list[str]) -> None:
         log = open(self.workdir / f"{name}.log", "ab" if name in self._commands else "wb")
@@ -370,9 +438,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            for proc in self._procs:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[0]} exited ({proc.returncode}); see {self.workdir}")
+            self._check_procs()
             try:
                 status, body = self.raw("GET", "/readyz", self.admin, _gated=_gated)
                 if status == 200:

@@ -4,8 +4,10 @@
 # fresh machine pays the ~5 minute build.
 #
 # Usage: install.sh [--node] [binary...]   (default binary: kube-apiserver)
-#   --node  also the parts of a real node: the kubelet, containerd, runc, CNI plugins, buildah
-#           and busybox (Debian packages) and pause.c from the same Kubernetes source.
+#   --node  also the parts of a real node: the kubelet and kube-controller-manager (its
+#           serviceaccount-token and root-ca-cert-publisher controllers give pods in-cluster
+#           credentials), containerd, runc, CNI plugins, buildah, busybox, iptables (Debian
+#           packages) and pause.c from the same Kubernetes source.
 #
 # Prints the path of each requested binary, one per line, in the order asked.
 set -euo pipefail
@@ -21,7 +23,9 @@ for arg in "$@"; do
 done
 [ "${#WANTED[@]}" -gt 0 ] || WANTED=(kube-apiserver)
 if [ "$NODE" = 1 ]; then
-  case " ${WANTED[*]} " in *" kubelet "*) ;; *) WANTED+=(kubelet) ;; esac
+  for part in kubelet kube-controller-manager; do
+    case " ${WANTED[*]} " in *" $part "*) ;; *) WANTED+=("$part") ;; esac
+  done
 fi
 
 CACHE_ROOT="${SANDBOX_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tekton-pipeline-listener}"
@@ -47,6 +51,7 @@ if [ "$NODE" = 1 ]; then
   dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q "ok installed" || need_debs+=(busybox-static)
   command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
   command -v nsenter >/dev/null 2>&1 || need_debs+=(util-linux)
+  command -v iptables >/dev/null 2>&1 || need_debs+=(iptables)
   command -v gcc >/dev/null 2>&1 || need_debs+=(gcc libc6-dev)
 fi
 if [ "${#need_debs[@]}" -gt 0 ]; then

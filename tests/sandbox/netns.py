@@ -20,6 +20,10 @@ PREFIX = "tpl-node-"
 _SUBNET_BASE = (10, 213)
 # veth MTU 65535: at 1500, log reads through the apiserver ran about 2x slower.
 MTU = 65535
+# Pods that are not hostNetwork get an address here, on a bridge inside the namespace (the node's
+# CNI config); the host reaches them through the veth. Fixed: one real node per machine (the lock).
+POD_CIDR = "10.214.0.0/24"
+POD_GATEWAY = "10.214.0.1"
 
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -74,10 +78,29 @@ class NodeNetwork:
             _ip("-n", net.netns, "addr", "add", f"{net.node_ip}/30", "dev", net.node_if)
             _ip("-n", net.netns, "link", "set", net.node_if, "mtu", str(MTU), "up")
             _ip("-n", net.netns, "link", "set", "lo", "up")
+            # Goes with the veth when the namespace is deleted.
+            _ip("route", "add", POD_CIDR, "via", net.node_ip, "dev", net.host_if)
         except BaseException:
             net.delete()
             raise
         return net
+
+    def forward_service(self, service_ip: str, port: int, to_ip: str, to_port: int) -> None:
+        """kube-proxy's job for one ClusterIP Service, inside the namespace: connections to
+        `service_ip:port` from pods (PREROUTING) and from the node itself (OUTPUT) go to
+        `to_ip:to_port`; anything else addressed to `service_ip` is refused here, since the host
+        side forwards and would send it on."""
+        dnat = ["-d", f"{service_ip}/32", "-p", "tcp", "--dport", str(port), "-j", "DNAT"]
+        dnat += ["--to-destination", f"{to_ip}:{to_port}"]
+        # Output from the node needs a route before nat OUTPUT can rewrite the destination.
+        _ip("-n", self.netns, "route", "replace", f"{service_ip}/32", "via", self.host_ip, "dev", self.node_if)
+        for rule in (
+            ["-t", "nat", "-A", "PREROUTING", *dnat],
+            ["-t", "nat", "-A", "OUTPUT", *dnat],
+            ["-A", "FORWARD", "-d", f"{service_ip}/32", "-j", "REJECT"],
+            ["-A", "OUTPUT", "-d", f"{service_ip}/32", "-j", "REJECT"],
+        ):
+            subprocess.run(["nsenter", f"--net={self.path}", "iptables", *rule], check=True, capture_output=True)
 
     def pids(self) -> list[int]:
         out = _ip("netns", "pids", self.netns, check=False).stdout

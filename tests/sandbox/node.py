@@ -2,8 +2,10 @@
 
 Pods bound to it (`nodeName: real-node`) run as real containers (busybox), their output goes to
 real CRI log files that the kubelet serves to the apiserver's `pods/log`, and their status is the
-kubelet's own. One real node per machine at a time (a lock file): kubelet 1.20 uses a few fixed
-host paths (`/var/lib/kubelet/device-plugins`, `/var/log/pods`, `/run/containerd/s`).
+kubelet's own. hostNetwork pods share the node's namespace; others get their own on the node's
+bridge (`POD_CIDR`, reachable from the host). One real node per machine at a time (a lock
+file): kubelet 1.20 uses a few fixed host paths (`/var/lib/kubelet/device-plugins`,
+`/var/log/pods`, `/run/containerd/s`).
 
 Tear-down leaves nothing behind: processes (by PID and by network namespace), mounts under the
 node's directory, the namespace and its veth, the sysctls the kubelet changes (restored), and
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import binaries, images
-from .netns import NodeNetwork, stale_networks
+from .netns import MTU, POD_CIDR, POD_GATEWAY, NodeNetwork, stale_networks
 
 NODE_NAME = "real-node"
 LOCK_FILE = Path("/run/tpl-sandbox-node.lock")
@@ -43,7 +45,11 @@ SYSCTLS = (
     "kernel/keys/root_maxbytes",
 )
 # Fixed host paths: removed at tear-down only if they did not exist before.
-HOST_PATHS = ("/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/run/containerd")
+HOST_PATHS = ("/var/lib/kubelet", "/var/log/pods", "/var/log/containers", "/run/containerd", "/var/lib/cni")
+# The pod network's name; libcni caches each attachment's result under /var/lib/cni/results as
+# `<network>-<sandbox id>-<interface>`, whatever the config says, and a killed node never deletes them.
+CNI_NETWORK = "tpl-pods"
+CNI_RESULTS = Path("/var/lib/cni/results")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 DEFAULT_LOG_MAX_SIZE = "500Mi"
 
@@ -105,6 +111,11 @@ def _remove_cgroups(keep: list[str]) -> None:
     for top in CGROUP_ROOT.glob("*/k8s.io"):
         if str(top) in keep:
             continue
+        # Containers in pod network namespaces of their own are not among the node namespace's
+        # pids: after a crash their cgroups are what still finds them.
+        for procs in top.rglob("cgroup.procs"):
+            with contextlib.suppress(OSError, ValueError):
+                _kill_pids([int(pid) for pid in procs.read_text().split()])
         # Deepest first; a cgroup directory is removed with rmdir once its processes are gone.
         for path in sorted(top.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if path.is_dir():
@@ -157,6 +168,8 @@ def _clean(record: _Record | None, net: NodeNetwork | None) -> None:
             _unmount_under(path)
     if net is not None:
         net.delete()
+    for cached in CNI_RESULTS.glob(f"{CNI_NETWORK}-*"):
+        cached.unlink(missing_ok=True)
     if record is not None:
         _restore_sysctls(record.sysctls)
         _remove_cgroups(record.cgroups_before)
@@ -327,12 +340,23 @@ class RealNode:
         base = self.workdir / "containerd"
         cni_conf = base / "cni"
         cni_conf.mkdir(parents=True, exist_ok=True)
-        # Pods run with hostNetwork; a loopback-only network is enough for the node to be Ready.
-        (cni_conf / "10-loopback.conflist").write_text(
-            json.dumps(
-                {"cniVersion": "0.4.0", "name": "tpl-loopback", "plugins": [{"type": "loopback"}]},
-                indent=1,
-            )
+        # Step pods run with hostNetwork. Others (the listener's own pods, as Knative runs them)
+        # get a network namespace and an address on a bridge inside the node's namespace;
+        # containerd adds their loopback itself. IPAM state stays under the node's directory.
+        bridge = {
+            "type": "bridge",
+            "bridge": "tplbr0",
+            "isGateway": True,
+            "mtu": MTU,
+            "ipam": {
+                "type": "host-local",
+                "ranges": [[{"subnet": POD_CIDR, "gateway": POD_GATEWAY}]],
+                "routes": [{"dst": "0.0.0.0/0"}],
+                "dataDir": str(base / "ipam"),
+            },
+        }
+        (cni_conf / "10-pods.conflist").write_text(
+            json.dumps({"cniVersion": "0.4.0", "name": CNI_NETWORK, "plugins": [bridge]}, indent=1)
         )
         config = base / "config.toml"
         config.write_text(

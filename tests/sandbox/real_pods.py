@@ -153,7 +153,7 @@ def realize(pod: Obj, steps: list[Step], attempt: int, hold_dir: Path, hold_keys
     """Turns the pod `objects.pod` builds for Tekton into one the real node can run."""
     spec = pod["spec"]
     spec["nodeName"] = NODE_NAME
-    spec["hostNetwork"] = True  # the node's only network: no pod network here
+    spec["hostNetwork"] = True  # steps need no pod network: the node's own is enough
     spec["dnsPolicy"] = "Default"
     spec["automountServiceAccountToken"] = False
     spec["enableServiceLinks"] = False
