@@ -1,0 +1,157 @@
+"""Issue 17 item 3: the built image in-cluster on the real node, run the way Knative runs it.
+
+One setup for the module: a sandbox cluster with the real node and in-cluster credentials
+(`Cluster.start(real_node=True, in_cluster=True)`: ServiceAccount admission, kube-controller-
+manager's token and root-CA controllers, the `kubernetes` Service forwarded inside the node), the
+image imported into the node's containerd, service.yaml's ServiceAccount/Role/RoleBinding and the
+credentials Secret, and every function as a Pod from service.yaml's own pod spec
+(tests/listener_pods.py). From the host, `curl -N /logs/<run>` follows a real PipelineRun of real
+pods and `curl -f /status/<run>` answers; the pods hold service.yaml's Role and nothing else. Any
+error in a pod's own log, or any restart, fails the module.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.image import image_ref, require_engine
+from tests.image_container import trouble
+from tests.listener_pods import ListenerPods, rbac_documents
+from tests.sandbox.cluster import KUBERNETES_SERVICE_IP, LISTENER_NAMESPACE, Cluster, Identity
+from tests.sandbox.node import unavailable_reason
+from tests.sandbox.scenarios import SCENARIOS
+from tests.sandbox.simulator import Simulator
+from tests.support import PASSWORD, USER, strip_heartbeats, task_lines
+from tests.test_manifests import FUNCTIONS, container, knative_services
+
+NS = LISTENER_NAMESPACE
+TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+pytestmark = pytest.mark.timeout(600)
+
+
+@dataclass
+class Deployed:
+    cluster: Cluster
+    pods: ListenerPods
+    names: dict[str, str]  # function -> pod name
+    addresses: dict[str, str]  # function -> pod IP
+    sim: Simulator
+
+    def url(self, function: str, path: str) -> str:
+        port = container(knative_services()[function])["ports"][0]["containerPort"]
+        return f"http://{self.addresses[function]}:{port}{path}"
+
+
+@pytest.fixture(scope="module")
+def deployed() -> Iterator[Deployed]:
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"the in-cluster test cannot run under CI=true: {reason}")
+        pytest.skip(f"the in-cluster test needs a machine that can run a kubelet: {reason}")
+    require_engine()
+    image_ref()  # built (or found) before the real node's lock is taken
+    with Cluster.start(real_node=True, in_cluster=True) as cluster:
+        pods = ListenerPods(cluster).deploy()
+        names = {function: pods.create(function) for function in FUNCTIONS}
+        addresses = {function: pods.wait_ready(name) for function, name in names.items()}
+        sim = Simulator(cluster, real_pods=True)
+        try:
+            yield Deployed(cluster, pods, names, addresses, sim)
+        finally:
+            sim.stop()
+
+
+def curl(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["curl", "-sS", *args], capture_output=True, timeout=timeout)
+
+
+def test_every_function_runs_from_service_yaml_with_only_in_cluster_configuration(deployed: Deployed) -> None:
+    for function, name in deployed.names.items():
+        pod = deployed.pods.get(name)
+        template = knative_services()[function]["spec"]["template"]["spec"]
+        [box] = pod["spec"]["containers"]
+        assert pod["spec"]["serviceAccountName"] == template["serviceAccountName"]
+        assert box["securityContext"] == container(knative_services()[function])["securityContext"]
+        assert box["image"] == deployed.pods.image
+        assert not pod["spec"].get("hostNetwork")
+        # No kubeconfig: the token and CA the kubelet mounted, the Service address it set.
+        env = {item["name"] for item in box["env"]}
+        assert "KUBECONFIG" not in env
+        assert TOKEN_MOUNT in {mount["mountPath"] for mount in box["volumeMounts"]}
+        [status] = pod["status"]["containerStatuses"]
+        assert status["ready"] and status["containerID"].startswith("containerd://")
+    health = curl("-f", deployed.url("health", "/health"))
+    assert health.returncode == 0, health.stderr
+    assert json.loads(health.stdout)["status"] == "ok"
+    # Readiness proves the API answers through 10.96.0.1 and the ServiceAccount may list runs.
+    for function in deployed.names:
+        ready = curl("-f", deployed.url(function, "/health/readiness"))
+        assert ready.returncode == 0, (function, ready.stdout, ready.stderr)
+
+
+def test_curl_follows_a_real_pipelinerun_and_status_answers(deployed: Deployed) -> None:
+    name = f"in-cluster-{os.getpid()}"
+    creds = f"{USER}:{PASSWORD}"
+    follow = subprocess.Popen(
+        ["curl", "-sS", "-N", "-f", "--user", creds, deployed.url("logs", f"/logs/{name}?wait=60")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        run = deployed.sim.play(SCENARIOS["success"](lines=5, interval=0.05), NS, name)
+        body, err = follow.communicate(timeout=180)
+    finally:
+        follow.kill()
+    assert follow.returncode == 0, err
+    run.wait(60)
+    expected = run.expected()
+    assert expected and task_lines(body) == expected, (task_lines(body), expected)
+    assert strip_heartbeats(body).rstrip(b"\n").split(b"\n")[-1].startswith(f"PipelineRun {name} Succeeded".encode())
+    # Real pods on the real node made the lines.
+    step_pods = [pod for task, _ in expected for pod in run.pods(task)]
+    assert step_pods
+    for pod in step_pods:
+        assert deployed.cluster.api("GET", f"/api/v1/namespaces/{NS}/pods/{pod}")["spec"]["nodeName"] == "real-node"
+
+    status = curl("-f", "--user", creds, deployed.url("status", f"/status/{name}"))
+    assert status.returncode == 0, status.stderr
+    answer = json.loads(status.stdout)
+    assert answer["name"] == name and answer["reason"] == "Succeeded" and answer["outcome"] == "succeeded"
+    # Without credentials: refused, and curl -f says so.
+    assert curl("-f", deployed.url("status", f"/status/{name}")).returncode == 22
+
+
+def test_the_pods_identity_holds_the_role_and_nothing_else(deployed: Deployed) -> None:
+    cluster = deployed.cluster
+    for doc in rbac_documents():
+        if doc["kind"] != "ServiceAccount":
+            continue
+        account = cluster.wait_service_account(NS, doc["metadata"]["name"])
+        [ref] = [s["name"] for s in account["secrets"] if "token" in s["name"]]
+        secret = cluster.api("GET", f"/api/v1/namespaces/{NS}/secrets/{ref}")
+        token = base64.b64decode(secret["data"]["token"]).decode()
+        assert base64.b64decode(secret["data"]["ca.crt"]) == Path(cluster.ca_file).read_bytes()
+        who = Identity(token, f"system:serviceaccount:{NS}:{doc['metadata']['name']}")
+        runs = "/apis/tekton.dev/v1/namespaces/{}/pipelineruns"
+        assert cluster.raw("GET", runs.format(NS), who)[0] == 200
+        assert cluster.raw("GET", runs.format("default"), who)[0] == 403
+        assert cluster.raw("GET", f"/api/v1/namespaces/{NS}/secrets", who)[0] == 403
+        assert cluster.raw("POST", f"/api/v1/namespaces/{NS}/pods", who, {"metadata": {"name": "x"}})[0] == 403
+    service = cluster.api("GET", "/api/v1/namespaces/default/services/kubernetes")
+    assert service["spec"]["clusterIP"] == KUBERNETES_SERVICE_IP
+
+
+def test_no_pod_logged_an_error_or_restarted(deployed: Deployed) -> None:
+    for function, name in deployed.names.items():
+        log = deployed.pods.log(name)  # read through the kubelet, as `kubectl logs` does
+        assert trouble(log) == [], (function, log[-3000:])
+        assert deployed.pods.restarts(name) == 0, function
