@@ -264,7 +264,7 @@ class OneRun:
         meta = self.run["metadata"]
         return self.run if (meta["namespace"], meta["name"]) == (namespace, name) else None
 
-    def taskruns(self, namespace: str, name: str) -> list[dict[str, Any]]:
+    def taskruns(self, run: dict[str, Any]) -> list[dict[str, Any]]:
         return []
 
     def save(self, run: dict[str, Any], record: Any) -> bool:

@@ -150,7 +150,7 @@ class Notifier:
         targets = select_targets(event, self.settings, config)
         pairs = [(event, t) for t in targets]
         if any(t.kind in COMMIT_KINDS for t in targets):
-            pairs += per_task(event, targets, self.runs.taskruns(event.namespace, event.name))
+            pairs += per_task(event, targets, self.runs.taskruns(obj))
         fresh_record = record.rank < 0
         todo = [(e, t) for e, t in pairs if t.wants(e.state) and not record.delivered(t.key, e.state, e.rank)]
         skipped = [t.kind for e, t in pairs if (e, t) not in todo]

@@ -24,7 +24,8 @@ class RunStore(Protocol):
     def pipelinerun(self, namespace: str, name: str) -> Obj | None:
         """The run, None if it does not exist; raises KubeError when the API cannot tell."""
 
-    def taskruns(self, namespace: str, name: str) -> list[Obj]: ...
+    def taskruns(self, run: Obj) -> list[Obj]:
+        """The run's own TaskRuns (owned by its uid); [] when they cannot be read."""
 
     def save(self, run: Obj, record: DeliveryRecord) -> bool:
         """Stores `record` on `run` (merged with what is there); False if it could not be stored."""
@@ -41,11 +42,14 @@ class ApiRuns:
         except NotFound:
             return None
 
-    def taskruns(self, namespace: str, name: str) -> list[Obj]:
+    def taskruns(self, run: Obj) -> list[Obj]:
         try:
-            return taskruns_of(self.kube, namespace, name)
+            return taskruns_of(self.kube, run)
         except KubeError as e:
-            log.warning("%s/%s: TaskRuns not read (%s), no per-task statuses", namespace, name, e.reason)
+            meta = run["metadata"]
+            log.warning(
+                "%s/%s: TaskRuns not read (%s), no per-task statuses", meta["namespace"], meta["name"], e.reason
+            )
             return []
 
     def save(self, run: Obj, record: DeliveryRecord) -> bool:
