@@ -159,8 +159,8 @@ def test_metrics_are_not_on_the_function_port(observed: tuple[Listener, Scraper]
 
 def test_workers_sum_in_multiprocess_mode(cluster: Cluster, tmp_path: Path) -> None:
     port = free_port()
-    env = {"METRICS_PORT": str(port), "WORKERS": "2", "THREADS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    with Listener(cluster, **env) as listener:
+    workers = {"METRICS_PORT": str(port), "WORKERS": "2", "THREADS": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    with Listener(cluster, **workers) as listener:
         scrape = Scraper(port)
         before = value(scrape(), "tpl_http_requests_total", function="health")
         for _ in range(30):
@@ -185,3 +185,59 @@ def test_dashboard_queries_only_metrics_the_listener_exports() -> None:
     exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
     used = {name for expr in exprs for name in re.findall(r"\btpl_[a-z_]+", expr)}
     assert len(used) >= 12 and used <= exported, used - exported
+
+
+def test_masked_values_are_counted() -> None:
+    from prometheus_client import REGISTRY
+
+    from shared.logs.masking import SecretMasker
+
+    def count() -> float:
+        return REGISTRY.get_sample_value("tpl_logs_masked_values_total") or 0.0
+
+    before = count()
+    masker = SecretMasker(["hunter22", "s3cr3t-token"])
+    stream = masker.stream()
+    # Three occurrences, one of them cut across two chunks; overlapping ones would merge into one mask.
+    out = stream.feed(b"a hunter22 b s3cr3t-") + stream.feed(b"token c hunter22\n") + stream.flush()
+    assert out == b"a *** b *** c ***\n"
+    assert count() - before == 3
+
+
+# -- notify: deliveries and requests, on the notify function's own metrics port ------------------
+from tests.test_notify_function import (  # noqa: E402 -- the notify tests' stand-ins and fixtures
+    ALL,
+    PREFIX,
+    Function,
+    env,  # noqa: F401
+    notify_identity,  # noqa: F401
+    post,
+    runs,  # noqa: F401
+    standins,  # noqa: F401
+)
+from tests.test_notify_function import Runs as NotifyRuns  # noqa: E402
+
+
+def test_notify_deliveries_and_requests_are_counted(
+    env: dict[str, str],  # noqa: F811
+    runs: NotifyRuns,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    function = Function(env | {"METRICS_PORT": str(port)}, tmp_path / "notify.log")
+    try:
+        scrape = Scraper(port)
+        data = runs.create("01-queued", dict(ALL, **{f"{PREFIX}sha": "a" * 40}))
+        name = data["pipelineRun"]["metadata"]["name"]
+        assert post(function, "queued", data)[0] == 200
+        assert post(function, "successful", runs.step(name, "01-successful"))[0] == 200
+        samples = scrape()
+    finally:
+        function.stop()
+    for target in ("gitlab", "github", "webhook"):
+        assert value(samples, "tpl_notify_deliveries_total", target=target, outcome="ok") >= 1, target
+    assert value(samples, "tpl_http_requests_total", function="notify", code="200") == 2
+    assert value(samples, "tpl_kube_requests_total", verb="get", resource="pipelineruns", outcome="ok") >= 2
+    text = function.log_path.read_text()
+    access = [json.loads(line) for line in text.splitlines() if line.startswith('{"time"')]
+    assert [line["code"] for line in access if line["function"] == "notify"] == [200, 200]

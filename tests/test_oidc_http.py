@@ -16,10 +16,11 @@ import pytest
 import yaml
 
 from tests.oidc_issuer import AUDIENCE, Issuer, SigningKey
-from tests.sandbox.cluster import Cluster
+from tests.sandbox.cluster import Cluster, free_port
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import PlayedRun, Simulator
 from tests.support import ROOT, Listener, basic, grant_listener
+from tests.test_metrics import Scraper, value
 
 NS = "app-ci"
 PROJECT_LABELS = {"ci.example.com/project": "group-app"}
@@ -40,6 +41,7 @@ def oidc_listener(cluster: Cluster, issuer: Issuer, tmp_path_factory: pytest.Tem
     # Each refused token counts against its address (tests/test_oidc.py checks that); here every
     # forgery is sent from one address.
     env["AUTH_MAX_FAILURES_PER_ADDRESS"] = "1000"
+    env["METRICS_PORT"] = str(free_port())
     with Listener(cluster, **env) as running:
         yield running
 
@@ -184,3 +186,22 @@ def test_script_requests_a_github_actions_token(
     # One fresh token per request: /logs, then /status.
     assert service.audiences and set(service.audiences) == {AUDIENCE}
     assert len(service.audiences) >= 2
+
+
+def test_oidc_callers_in_metrics_and_access_log(
+    oidc_listener: Listener, issuer: Issuer, runs: dict[str, PlayedRun]
+) -> None:
+    scrape = Scraper(int(oidc_listener.env["METRICS_PORT"]))
+    before = scrape()
+    path = f"/status/{runs['app'].name}"
+    assert oidc_listener.get(path, auth=bearer(issuer.unsigned()))[0] == 401
+    assert oidc_listener.get(path, auth=bearer(issuer.token(project_path="group/other")))[0] == 403
+    status, headers, _ = oidc_listener.get(path, auth=bearer(issuer.token()))
+    assert status == 200
+    after = scrape()
+    for code in ("401", "403"):
+        moved = value(after, "tpl_auth_failures_total", scheme="oidc", code=code)
+        assert moved - value(before, "tpl_auth_failures_total", scheme="oidc", code=code) == 1, code
+    lines = [json.loads(line) for line in oidc_listener.log().splitlines() if line.startswith('{"time"')]
+    [line] = [line for line in lines if line["request_id"] == headers["x-request-id"]]
+    assert (line["principal"], line["auth"]) == ("project_path:group/app:ref_type:branch:ref:main", "oidc")

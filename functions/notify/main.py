@@ -21,6 +21,7 @@ from cloudevents.http import CloudEvent
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from shared.config import Env, load
+from shared.http.observe import install_worker_hook, observe_app
 from shared.http.server_hooks import install_error_pages, install_request_limits
 from shared.notify import Notifier, metrics
 from shared.notify.ingress import IngressGuard, IngressSettings, token_review
@@ -28,6 +29,7 @@ from shared.notify.ingress import IngressGuard, IngressSettings, token_review
 # Bounded request lines and headers, JSON errors for requests gunicorn refuses (as every function).
 install_error_pages()
 install_request_limits()
+install_worker_hook()  # shared/metrics on METRICS_PORT: deliveries, Kubernetes API requests
 
 notifier = Notifier.from_env()
 guard = IngressGuard(load(IngressSettings, Env()), token_review(lambda *a: notifier.kube.send(*a)))
@@ -75,6 +77,7 @@ def prometheus() -> flask.Response:
 
 
 if flask.has_app_context():
+    observe_app(flask.current_app, "notify")  # tpl_http_* metrics, access log, X-Request-Id
     flask.current_app.add_url_rule("/health/liveness", "notify-liveness", liveness, methods=["GET"])
     flask.current_app.add_url_rule("/health/readiness", "notify-readiness", readiness, methods=["GET"])
     flask.current_app.add_url_rule("/metrics", "notify-metrics", prometheus, methods=["GET"])

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 import orjson
-from flask import Request, Response
+from flask import Flask, Request, Response, g, request
 
 from shared import metrics
 from shared.config import Env, MetricsSettings, load
@@ -144,6 +144,30 @@ class Observation:
             "resume": self.resume,
         }
         ACCESS.info("%s", orjson.dumps(line).decode())
+
+
+def observe_app(app: Flask, function: str) -> None:
+    """Observations for a Flask app whose views are not behind the endpoint wrapper (notify)."""
+    settings = load(MetricsSettings, Env())
+
+    def opened() -> None:
+        g.tpl_observation = Observation(request, function)
+
+    def answered(response: Response) -> Response:
+        observation = g.pop("tpl_observation", None)
+        if observation is None:
+            return response
+        # The object itself: the response closes after the request context has gone.
+        return observation.answered(request._get_current_object(), response, settings)  # type: ignore[attr-defined]
+
+    def torn_down(_: BaseException | None) -> None:
+        observation = g.pop("tpl_observation", None)  # still here: the view raised past Flask
+        if observation is not None:
+            observation.abandoned()
+
+    app.before_request(opened)
+    app.after_request(answered)
+    app.teardown_request(torn_down)
 
 
 def install_worker_hook() -> bool:

@@ -38,6 +38,7 @@ from functools import cached_property
 from typing import AnyStr, Generic
 
 from shared.logs.matcher import Matcher
+from shared.metrics import masked
 
 MIN_SECRET_LENGTH = 4
 MASK = "***"
@@ -161,6 +162,7 @@ class MaskingStream(Generic[AnyStr]):
 
     def _emit(self, buf: AnyStr, cut: int, final: bool = False) -> AnyStr:
         out: list[AnyStr] = []
+        masks = 0
         covered = self._covered  # end of the current merged mask, relative to buf
         pos = covered  # first character not yet emitted (or dropped as part of a mask)
         assert self._matcher is not None
@@ -170,11 +172,14 @@ class MaskingStream(Generic[AnyStr]):
             else:
                 out.append(buf[pos:start])
                 out.append(self._mask)
+                masks += 1
                 covered = end
             pos = covered
         if pos < cut:
             out.append(buf[pos:cut])
             pos = cut
+        if masks:
+            masked(masks)  # tpl_logs_masked_values_total (shared/metrics)
         if final:
             self._tail, self._covered = self._kind(), 0
         else:

@@ -31,6 +31,7 @@ from typing import Any
 from shared.config import Settings as KubeSettings
 from shared.config import load
 from shared.kube.client import Forbidden, Kube, KubeError, load_api_client
+from shared.metrics import notify_delivery
 from shared.notify import metrics
 from shared.notify.config import ConfigError, Settings
 from shared.notify.delivery import Deliverer, Result
@@ -206,6 +207,7 @@ class Notifier:
             return Result("done", 0, None, "already terminal")
         sender = target.sender
         result = self.deliverer.send(sender.request(event, target, logs_url), sender.classify, label)
+        notify_delivery(target.kind, result.verdict)  # tpl_notify_deliveries_total (shared/metrics)
         level = logging.INFO if result.delivered else logging.ERROR
         log.log(
             level,
