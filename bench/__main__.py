@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (the smoke test's mode)")
     parser.add_argument("--only", default="", help=f"comma-separated figures: {','.join(FIGURES)}")
     parser.add_argument("--repeats", type=int, default=0, help="override the number of repeats")
+    parser.add_argument("--megabytes", default="", help="comma-separated log sizes for the throughput figure")
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON (default bench/results)")
     parser.add_argument("--upstream", default="standin", help=f"comma-separated: {','.join(UPSTREAMS)}")
     args = parser.parse_args(argv)
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.repeats:
         sizes = Sizes(**{**sizes.__dict__, "repeats": args.repeats})
+    if args.megabytes:
+        megabytes = tuple(int(float(m) * 1_000_000) for m in args.megabytes.split(","))
+        sizes = Sizes(**{**sizes.__dict__, "throughput_sizes": megabytes})
 
     failed = False
     for key in upstreams:

@@ -77,3 +77,44 @@ class Heartbeat:
 
 
 Event = RunStarted | LogLines | Notice | AttemptDone | RunFinished | StreamEnded | Heartbeat
+
+
+def merged(batch: list[Event]) -> list[Event]:
+    """`batch` with runs of whole lines of one container that follow each other joined into one
+    event, so writers pay their fixed cost per event once per write (reads of a live log are
+    small). A piece of a long line (`cursor.piece`) ends a run: its cursor must stay its own."""
+    out: list[Event] = []
+    run: list[LogLines] = []
+    for event in batch:
+        if isinstance(event, LogLines):
+            if run and (not _joins(run[-1], event)):
+                out.append(_join(run))
+                run = []
+            run.append(event)
+            continue
+        if run:
+            out.append(_join(run))
+            run = []
+        out.append(event)
+    if run:
+        out.append(_join(run))
+    return out
+
+
+def _joins(before: LogLines, after: LogLines) -> bool:
+    return (
+        before.stamped
+        and after.stamped
+        and not before.cursor.piece
+        and (before.pod, before.index, before.task, before.step, before.attempt)
+        == (after.pod, after.index, after.task, after.step, after.attempt)
+    )
+
+
+def _join(run: list[LogLines]) -> LogLines:
+    if len(run) == 1:
+        return run[0]
+    last = run[-1]
+    data = b"".join(event.data for event in run)
+    lines = sum(event.lines for event in run)
+    return LogLines(last.task, last.step, data, lines, last.cursor, True, last.attempt, last.pod, last.index)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.kube.client import Kube
-from shared.logs import notices
+from shared.logs import events, notices
 from shared.logs.attempt import AttemptReader
 from shared.logs.events import AttemptDone, Event, Heartbeat, LogLines, Notice, RunFinished, RunStarted, StreamEnded
 from shared.logs.options import FollowOptions
@@ -113,10 +113,10 @@ class RunFollower:
                     batch.append(item)
                     size += len(item.data) if isinstance(item, LogLines) else 0
                 if (item is _FLUSH or size >= BATCH_BYTES) and batch:
-                    yield batch
+                    yield events.merged(batch)
                     batch, size = [], 0
             if batch:
-                yield batch
+                yield events.merged(batch)
         finally:
             self.close(watch)
 

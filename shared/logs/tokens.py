@@ -18,7 +18,8 @@ Text: `<stable>.<active>`, each unpadded base64url.
 
 The active checksum is seeded with the stable one, so an active part glued to the wrong stable
 part is refused. A token costs ~45 characters for a simple run plus ~5.5 per finished attempt or
-notice, and is rebuilt per line at the cost of packing the active part (no JSON, no zlib).
+notice. NDJSON and `cursors=true` carry one per line: `shared.logs.line_cursors` builds the active
+parts of a whole batch of lines at once.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class ResumePoint:
 
 
 # -- varints -----------------------------------------------------------------------------------
-def _varint(value: int, out: bytearray) -> None:
+def put_varint(value: int, out: bytearray) -> None:
     if 0 <= value < 0x80:
         out.append(value)
         return
@@ -166,11 +167,9 @@ def _unb64(text: str) -> bytes:
 _ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
-_POD = struct.Struct(">I")
-_NS = struct.Struct(">Q")
-_CRC16 = struct.Struct(">H")
-_NS_SMALL = struct.Struct(">QBB")  # ns, and `same` and `piece` when each fits one varint byte
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
+POD = struct.Struct(">I")
+NS = struct.Struct(">Q")
+CRC16 = struct.Struct(">H")
 
 
 # -- encoding ----------------------------------------------------------------------------------
@@ -178,7 +177,7 @@ def encode_stable(binding: Binding, done: set[int] | frozenset[int]) -> tuple[st
     """The stable part and its checksum (which seeds the active part's)."""
     out = bytearray([VERSION])
     out += binding.uid + binding.filters
-    _varint(len(done), out)
+    put_varint(len(done), out)
     for value in sorted(done):
         out += struct.pack(">I", value)
     crc = zlib.crc32(out)
@@ -186,57 +185,24 @@ def encode_stable(binding: Binding, done: set[int] | frozenset[int]) -> tuple[st
     return _b64(bytes(out)), crc
 
 
-def _entry(pod: int, index: int, cursor: Cursor, out: bytearray) -> None:
-    out += _POD.pack(pod)
-    _varint(index, out)
-    out += _NS.pack(cursor.ns)
-    _varint(cursor.same, out)
-    _varint(cursor.piece, out)
+def pack_entry(pod: int, index: int, cursor: Cursor, out: bytearray) -> None:
+    out += POD.pack(pod)
+    put_varint(index, out)
+    out += NS.pack(cursor.ns)
+    put_varint(cursor.same, out)
+    put_varint(cursor.piece, out)
 
 
 def _sealed(body: bytes | bytearray, stable_crc: int) -> str:
-    return _b64(bytes(body) + _CRC16.pack(zlib.crc32(body, stable_crc) & 0xFFFF))
+    return _b64(bytes(body) + CRC16.pack(zlib.crc32(body, stable_crc) & 0xFFFF))
 
 
 def encode_active(active: dict[int, tuple[int, Cursor]], stable_crc: int) -> str:
     out = bytearray()
-    _varint(len(active), out)
+    put_varint(len(active), out)
     for pod, (index, cursor) in active.items():
-        _entry(pod, index, cursor, out)
+        pack_entry(pod, index, cursor, out)
     return _sealed(out, stable_crc)
-
-
-class ActiveEncoder:
-    """Active parts for a run of lines that move one entry's cursor only: everything else is
-    packed once, so a cursor on every line costs a few bytes' packing and a CRC."""
-
-    def __init__(self, active: dict[int, tuple[int, Cursor]], key: int, stable_crc: int) -> None:
-        head = bytearray()
-        tail = bytearray()
-        _varint(len(active), head)
-        target = head
-        for pod, (index, cursor) in active.items():
-            if pod == key:
-                head += _POD.pack(pod)
-                _varint(index, head)
-                target = tail
-            else:
-                _entry(pod, index, cursor, target)
-        self.head, self.tail, self.crc = bytes(head), bytes(tail), stable_crc
-
-    def text(self, ns: int, same: int, piece: int = 0) -> bytes:
-        """The active part (base64url, ASCII) with this entry at (`ns`, `same`, `piece`)."""
-        ns = max(ns, 0)  # a line without a timestamp before any with one
-        if same < 0x80 and piece < 0x80:
-            body = self.head + _NS_SMALL.pack(ns, same, piece) + self.tail
-        else:
-            packed = bytearray(self.head)
-            packed += _NS.pack(ns)
-            _varint(same, packed)
-            _varint(piece, packed)
-            body = bytes(packed + self.tail)
-        sealed = body + _CRC16.pack(zlib.crc32(body, self.crc) & 0xFFFF)
-        return binascii.b2a_base64(sealed, newline=False).translate(_URLSAFE).rstrip(b"=")
 
 
 def decode(token: str, binding: Binding, run_name: str = "the run") -> ResumePoint:
@@ -278,7 +244,7 @@ def decode(token: str, binding: Binding, run_name: str = "the run") -> ResumePoi
         for _ in range(entries):
             pod = struct.unpack(">I", areader.take(4))[0]
             index = areader.varint()
-            ns = _NS.unpack(areader.take(8))[0]
+            ns = NS.unpack(areader.take(8))[0]
             same, piece = areader.varint(), areader.varint()
             if index >= MAX_ENTRIES or ns > MAX_NS or same > MAX_COUNT or piece > MAX_COUNT:
                 raise TokenError(400, "resume token names a position no stream can have reached")

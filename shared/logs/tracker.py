@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from shared.logs.cursor import Cursor, timestamp_ns
+from shared.logs.line_cursors import ActiveEncoder
+from shared.logs.stamps import stamps_ns
 from shared.logs.tokens import (
-    ActiveEncoder,
     Binding,
     ResumePoint,
     attempt_key,
@@ -47,9 +48,10 @@ class Tracker:
         entry = self.active.get(key)
         self.active[key] = (index, Cursor(ns, 1) if entry is None or entry[0] != index else entry[1].after(ns))
 
-    def line_cursors(self, pod: str, index: int, stamps: list[bytes], end: Cursor) -> list[bytes]:
-        """Moves past lines stamped `stamps` (the last one ending at `end`); returns the active
-        part of the token after each (base64url bytes; see `token`)."""
+    def line_cursors(self, pod: str, index: int, stamps: list[bytes], end: Cursor, zoned: bool = True) -> list[bytes]:
+        """Moves past lines stamped `stamps` (the last one ending at `end`; `zoned=False`: each
+        without its final `Z`); returns the active part of the token after each (base64url
+        bytes; see `token`)."""
         _, crc = self.stable()
         if not pod or index < 0 or not end.started:
             return [encode_active(self.active, crc).encode()] * len(stamps)
@@ -58,18 +60,19 @@ class Tracker:
         ns, same = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == index else (-1, 0)
         self.active[key] = (index, end)
         encoder = ActiveEncoder(self.active, key, crc)
-        text = encoder.text
-        parts = []
-        for stamp in stamps[:-1]:
-            try:
-                stamped = timestamp_ns(stamp)
-            except (ValueError, IndexError):  # a line without a timestamp moves nothing
-                parts.append(text(ns, same))
-                continue
-            same = same + 1 if stamped == ns else 1
-            ns = stamped
-            parts.append(text(ns, same))
-        parts.append(text(end.ns, end.same, end.piece))
+        stamped = stamps_ns(stamps[:-1], zoned)
+        if -1 not in stamped and len(set(stamped)) == len(stamped) and (not stamped or stamped[0] != ns):
+            counts = [1] * len(stamped)  # the usual case: every line has a timestamp of its own
+        else:
+            counts = []
+            for i, value in enumerate(stamped):
+                if value >= 0:  # a line without a timestamp moves nothing
+                    same = same + 1 if value == ns else 1
+                    ns = value
+                stamped[i] = ns
+                counts.append(same)
+        parts = encoder.texts(stamped, counts)
+        parts.append(encoder.text(end.ns, end.same, end.piece))
         return parts
 
     def attempt_done(self, pod: str) -> None:
@@ -102,8 +105,13 @@ class Tracker:
         return self.prefix_of(encode_active(self.active, self.stable()[1]))
 
     def prefix_of(self, active: str) -> str:
+        return self.lead().decode() + active
+
+    def lead(self) -> bytes:
+        """What goes before a `cursors=true` line's active part: the stable part and a dot after
+        the stable part changed, else the dot alone."""
         text, _ = self.stable()
         if self.stable_changed:
             self.stable_changed = False
-            return f"{text}.{active}"
-        return f".{active}"
+            return text.encode() + b"."
+        return b"."

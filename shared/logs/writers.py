@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import chain, repeat
 from typing import Any, Protocol
 
 import orjson
@@ -26,9 +27,10 @@ from shared.logs.tracker import Tracker
 
 INTERRUPTED = "[stream interrupted] "  # a line that starts with this is the last of a cut stream
 RESUME_MARK = "; continue with resume="
-# What keeps a line from being its own JSON string: control characters, quotes, backslashes and
-# anything not ASCII (which may not be UTF-8 at all).
-_UNSAFE = re.compile(rb'[\x00-\x09\x0b-\x1f"\\\x7f-\xff]')
+# What a line can hold and still be its own JSON string: printable ASCII but quotes and
+# backslashes (not ASCII may not be UTF-8 at all). `translate` deletes them in one C pass.
+_STAMP_CHARS = b"0123456789-:T."  # of an RFC 3339 UTC timestamp without its final `Z`
+_JSON_SAFE = bytes(c for c in range(0x20, 0x7F) if c not in b'"\\') + b"\n"
 # A newline, the next line's timestamp and the space after it. Starting at a literal newline lets
 # the regex engine skip ahead between lines, several times faster than a multi-line `^`.
 _STAMP = re.compile(rb"\n[^ \n]* ")
@@ -110,13 +112,20 @@ class TextWriter:
     def _with_cursors(self, event: LogLines, prefix: bytes) -> bytes:
         tracker = self.tracker
         assert tracker is not None
-        rows = event.split()
-        parts = tracker.line_cursors(event.pod, event.index, [stamp for stamp, _ in rows], event.cursor)
-        out = []
-        for (stamp, content), active in zip(rows, parts, strict=True):
-            shown = stamp + b" " + content if self.timestamps and stamp else content
-            out.append(tracker.prefix_of(active.decode()).encode() + b" " + prefix + shown + b"\n")
-        return b"".join(out)
+        cells = _cells(event)
+        if cells is None:
+            rows = event.split()
+            parts = tracker.line_cursors(event.pod, event.index, [stamp for stamp, _ in rows], event.cursor)
+            out = []
+            for (stamp, content), active in zip(rows, parts, strict=True):
+                shown = stamp + b" " + content if self.timestamps and stamp else content
+                out.append(tracker.lead() + active + b" " + prefix + shown + b"\n")
+            return b"".join(out)
+        stamps, contents = cells
+        parts = tracker.line_cursors(event.pod, event.index, stamps, event.cursor, zoned=False)
+        lead = tracker.lead()
+        shown = (stamps, b"Z ", contents) if self.timestamps else (contents,)
+        return lead[:-1] + _weave(len(parts), b".", parts, b" " + prefix, *shown, b"\n")
 
     def _text(self, event: Event) -> str | None:
         match event:
@@ -173,41 +182,85 @@ class NdjsonWriter:
 
     def _lines(self, event: LogLines) -> bytes:
         tracker = self.tracker
+        cells = _cells(event)
+        if cells is None:
+            return self._one_by_one(event)
+        stamps, contents = cells
+        head = b'{"event":"log","task":%s,"step":%s,"attempt":%d,"timestamp":' % (
+            _json_str(event.task),
+            _json_str(event.step),
+            event.attempt,
+        )
+        if tracker is None:
+            tail: tuple[bytes | list[bytes], ...] = ()
+        else:
+            parts = tracker.line_cursors(event.pod, event.index, stamps, event.cursor, zoned=False)
+            tail = (b',"cursor":"' + tracker.stable()[0].encode() + b".", parts, b'"')
+        if not event.data.translate(None, _JSON_SAFE):
+            # Printable ASCII without quotes or backslashes is its own JSON string.
+            return _weave(len(stamps), head + b'"', stamps, b'Z","line":"', contents, b'"', *tail, b"}\n")
+        # Undecodable bytes become U+FFFD here (text mode passes them through as they were), so
+        # there is no lone surrogate for orjson to refuse.
+        texts = list(map(orjson.dumps, map(bytes.decode, contents, repeat("utf-8"), repeat("replace"))))
+        times = list(map(orjson.dumps, map(bytes.decode, map(bytes.__add__, stamps, repeat(b"Z")), repeat("ascii"))))
+        return _weave(len(stamps), head, times, b',"line":', texts, *tail, b"}\n")
+
+    def _one_by_one(self, event: LogLines) -> bytes:
+        """Lines without timestamps (the rest of a long line) or odd ones, an object at a time."""
+        tracker = self.tracker
         rows = event.split()
-        stamps = [stamp for stamp, _ in rows]
         parts: list[bytes] = []
         stable = b""
         if tracker is not None:
-            parts = tracker.line_cursors(event.pod, event.index, stamps, event.cursor)
+            parts = tracker.line_cursors(event.pod, event.index, [stamp for stamp, _ in rows], event.cursor)
             stable = tracker.stable()[0].encode() + b"."
-        if event.stamped and all(stamps) and _UNSAFE.search(event.data) is None:
-            return self._templated(event, rows, stable, parts)
         obj: dict[str, Any] = {"event": "log", "task": event.task, "step": event.step, "attempt": event.attempt}
         out = []
         for i, (stamp, content) in enumerate(rows):
             obj["timestamp"] = stamp.decode("ascii", "replace") if stamp else None
-            # Undecodable bytes become U+FFFD here; text mode passes them through as they were.
             obj["line"] = content.decode("utf-8", "replace")
             if parts:
                 obj["cursor"] = (stable + parts[i]).decode()
-            out.append(orjson.dumps(obj))
-        out.append(b"")
-        return b"\n".join(out)
+            out.append(_dumps(obj))
+        return b"".join(out)
 
-    def _templated(self, event: LogLines, rows: list[tuple[bytes, bytes]], stable: bytes, parts: list[bytes]) -> bytes:
-        """Printable ASCII without quotes or backslashes is its own JSON string: the objects are
-        put together from bytes, in the same key order `orjson` writes."""
-        head = b'{"event":"log","task":%s,"step":%s,"attempt":%d,"timestamp":"' % (
-            orjson.dumps(event.task),
-            orjson.dumps(event.step),
-            event.attempt,
-        )
-        if not parts:
-            return b"".join([head + stamp + b'","line":"' + content + b'"}\n' for stamp, content in rows])
-        cursor = b'","cursor":"' + stable
-        return b"".join(
-            [
-                head + stamp + b'","line":"' + content + cursor + part + b'"}\n'
-                for (stamp, content), part in zip(rows, parts, strict=True)
-            ]
-        )
+
+def _cells(event: LogLines) -> tuple[list[bytes], list[bytes]] | None:
+    """Each line's timestamp without its final `Z`, and its content, cut with C-level passes over
+    the whole event: when every `Z ` in it ends a timestamp (nearly always), the event is split at
+    those and at its newlines in one go; else line by line. None if a line has no timestamp (or the
+    event holds pieces of a long line)."""
+    if not event.stamped:
+        return None
+    data = event.data
+    lines = data.count(b"\n")
+    if data.count(b"Z ") == lines:
+        cells = data.replace(b"\n", b"Z ").split(b"Z ")
+        cells.pop()
+        stamps = cells[0::2]
+        # Each line's only `Z ` ends its timestamp if what comes before it looks like one.
+        if not b"".join(stamps).translate(None, _STAMP_CHARS) and b"" not in stamps:
+            return stamps, cells[1::2]
+    rows = data.split(b"\n")
+    rows.pop()
+    cells = list(chain.from_iterable(map(bytes.partition, rows, repeat(b" ", len(rows)))))
+    stamps = cells[0::3]
+    if cells[1::3].count(b" ") != len(rows) or (b"\n".join(stamps) + b"\n").count(b"Z\n") != len(rows):
+        return None  # a line without a space, or what comes before it does not end with `Z`
+    return [stamp[:-1] for stamp in stamps], cells[2::3]
+
+
+def _weave(rows: int, *columns: bytes | list[bytes]) -> bytes:
+    """Row after row, the columns' cells joined: a `bytes` column is the same in every row."""
+    width = len(columns)
+    out: list[bytes] = [b""] * (rows * width)
+    for k, column in enumerate(columns):
+        out[k::width] = [column] * rows if isinstance(column, bytes) else column
+    return b"".join(out)
+
+
+def _json_str(value: str) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # lone surrogates, which orjson refuses: the standard library copes
+        return json.dumps(value).encode()

@@ -1,0 +1,149 @@
+"""Per-line values computed a batch at a time (timestamps, cursors, NDJSON objects) are exactly
+what a line-by-line computation gives, for kubelet-like logs and for odd ones."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+
+from shared.logs.cursor import Cursor, rfc3339_nanos, timestamp_ns
+from shared.logs.events import LogLines, Notice, merged
+from shared.logs.line_cursors import ActiveEncoder
+from shared.logs.stamps import stamps_ns
+from shared.logs.tokens import Binding, decode
+from shared.logs.tracker import Tracker
+from shared.logs.writers import NdjsonWriter, TextWriter
+
+BASE = 1_764_000_000_000_000_000
+ODD = [
+    b"garbage",
+    b"2026-12-03T10:00:00Z",
+    b"2026-12-03T10:00:00.Z",
+    b"2026-12-03T10:00:00.1Z2Z",
+    b"2026-12-03T10:00:00.1234567891Z",
+    b"2026-12-03T10:00:7x.1Z",
+    b"2026-13-03T10:00:00.1Z",
+    b"2026-12-03T10:00:60.5Z",
+    b"2026-12-03T10:00:00.5",
+    b"2026-12-03T10:00:000Z",
+    b"2026-12-03T10:00:0.05Z",
+    b"2026-12-03T10:00:00.5ZZ",
+    b"",
+]
+
+
+def kubelet_stamp(ns: int) -> bytes:
+    """RFC3339Nano as Go writes it: trailing zeros of the fraction trimmed, no dot if none left."""
+    text = rfc3339_nanos(ns)[:-1].rstrip("0").rstrip(".")
+    return (text + "Z").encode()
+
+
+def one_by_one(stamp: bytes) -> int:
+    try:
+        return timestamp_ns(stamp)
+    except (ValueError, IndexError):
+        return -1
+
+
+def test_batch_timestamps_equal_the_strict_parse() -> None:
+    rng = random.Random(3)
+    for trial in range(400):
+        n = rng.randrange(1, 300)
+        start = BASE + rng.getrandbits(45)
+        spread = 10 ** rng.randrange(2, 12)  # within a millisecond, up to across minutes
+        stamps = [kubelet_stamp(v) for v in sorted(start + rng.randrange(spread) for _ in range(n))]
+        if rng.random() < 0.2:
+            stamps[rng.randrange(n)] = kubelet_stamp(start - start % 10**9)  # on a whole second
+        if rng.random() < 0.3:
+            stamps[rng.randrange(n)] = rng.choice(ODD)
+        assert stamps_ns(stamps) == [one_by_one(s) for s in stamps], trial
+        trimmed = [s[:-1] for s in stamps]  # as a caller that cut each stamp at its `Z ` hands them
+        assert stamps_ns(trimmed, zoned=False) == [one_by_one(s + b"Z") for s in trimmed], trial
+
+
+def test_batch_active_parts_equal_the_line_by_line_encoding() -> None:
+    rng = random.Random(4)
+    for trial in range(200):
+        others = {rng.getrandbits(32): (rng.randrange(3), Cursor(rng.getrandbits(60), rng.randrange(1, 300), 0))}
+        key = rng.getrandbits(32)
+        active = {**(others if rng.random() < 0.5 else {}), key: (rng.randrange(200), Cursor(5, 1))}
+        encoder = ActiveEncoder(active, key, rng.getrandbits(32))
+        n = rng.randrange(1, 400)
+        ns = [rng.getrandbits(62) for _ in range(n)]
+        same = [rng.randrange(1, 128 if trial % 4 else 300) for _ in range(n)]
+        assert encoder.texts(ns, same) == [encoder.text(a, b) for a, b in zip(ns, same, strict=True)], trial
+
+
+def _event(rng: random.Random, previous: int) -> tuple[LogLines, list[bytes], list[bytes]]:
+    n = rng.randrange(1, 200)
+    values = []
+    for _ in range(n):
+        previous += rng.choice([0, 0, 1, 999, 37_123, 10**9])  # lines share timestamps too
+        values.append(previous)
+    stamps = [kubelet_stamp(v) for v in values]
+    alphabet = b"abc xyz 0123456789-=:/" + (b'"\\\x1b\t\xc3\xa9\xff' if rng.random() < 0.4 else b"")
+    contents = [bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 60))) for _ in range(n)]
+    data = b"".join(s + b" " + c + b"\n" for s, c in zip(stamps, contents, strict=True))
+    return LogLines("build", "compile", data, n, Cursor(values[-1], 1), True, 1, "pod-1", 0), stamps, contents
+
+
+def _expected_positions(stamps: list[bytes], start: Cursor) -> list[Cursor]:
+    out, ns, same = [], start.ns, start.same
+    for stamp in stamps:
+        value = timestamp_ns(stamp)
+        same, ns = (same + 1 if value == ns else 1), value
+        out.append(Cursor(ns, same))
+    return out
+
+
+def test_ndjson_and_text_cursors_name_each_line_exactly() -> None:
+    rng = random.Random(5)
+    binding = Binding.of("uid-1")
+    ndjson, text = Tracker(binding), Tracker(binding)
+    ndjson_writer, text_writer = NdjsonWriter(ndjson), TextWriter(tracker=text, cursors=True, timestamps=True)
+    position, previous, stable = Cursor(), BASE, ""
+    for _ in range(60):
+        event, stamps, contents = _event(rng, previous)
+        expected = _expected_positions(stamps, position)
+        event = dataclasses.replace(event, cursor=expected[-1])
+        objects = [json.loads(line) for line in ndjson_writer.write(event).splitlines()]
+        assert [o["timestamp"] for o in objects] == [s.decode() for s in stamps]
+        assert [o["line"] for o in objects] == [c.decode("utf-8", "replace") for c in contents]
+        assert [decode(o["cursor"], binding).position("pod-1") for o in objects] == [(0, c) for c in expected]
+        lines = text_writer.write(event).splitlines()
+        for line, stamp, content, cursor in zip(lines, stamps, contents, expected, strict=True):
+            token, _, rest = line.partition(b" ")
+            stable = token.split(b".")[0].decode() or stable
+            assert decode(stable + "." + token.decode().split(".")[1], binding).position("pod-1") == (0, cursor)
+            assert rest == b"[build : compile] " + stamp + b" " + content
+        position, previous = expected[-1], expected[-1].ns
+
+
+def test_merged_events_write_what_the_separate_events_write() -> None:
+    rng = random.Random(6)
+    binding = Binding.of("uid-1")
+    events: list = []
+    previous, position = BASE, Cursor()
+    for i in range(12):
+        event, stamps, _ = _event(rng, previous)
+        expected = _expected_positions(stamps, position)
+        cursor = expected[-1]
+        if i == 5:  # the first piece of a long line: its cursor counts bytes, and must stay its own
+            cursor = Cursor(cursor.ns, cursor.same, 7)
+        events.append(dataclasses.replace(event, cursor=cursor))
+        if i == 8:
+            events.append(Notice("build", "a notice between runs of lines", key="n/1"))
+        position, previous = cursor, cursor.ns
+    joined = merged(events)
+    assert len(joined) == 4  # lines 0-5 | 6-8 | the notice | 9-11
+    assert sum(e.lines for e in joined if isinstance(e, LogLines)) == sum(
+        e.lines for e in events if isinstance(e, LogLines)
+    )
+    for make in (
+        lambda: NdjsonWriter(Tracker(binding)),
+        lambda: TextWriter(tracker=Tracker(binding), cursors=True),
+        lambda: TextWriter(tracker=Tracker(binding)),
+    ):
+        one, other = make(), make()
+        assert b"".join(map(one.write, events)) == b"".join(map(other.write, joined))
