@@ -60,8 +60,15 @@ class Tracker:
         ns, same = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == index else (-1, 0)
         self.active[key] = (index, end)
         encoder = ActiveEncoder(self.active, key, crc)
-        stamped = stamps_ns(stamps[:-1], zoned)
-        if -1 not in stamped and len(set(stamped)) == len(stamped) and (not stamped or stamped[0] != ns):
+        parts = self._moved(encoder, stamps[:-1], zoned, ns, same) if len(stamps) > 1 else []
+        parts.append(encoder.text(end.ns, end.same, end.piece))
+        return parts
+
+    @staticmethod
+    def _moved(encoder: ActiveEncoder, stamps: list[bytes], zoned: bool, ns: int, same: int) -> list[bytes]:
+        """The active parts after each of `stamps`, from the entry at (`ns`, `same`)."""
+        stamped = stamps_ns(stamps, zoned)
+        if -1 not in stamped and len(set(stamped)) == len(stamped) and stamped[0] != ns:
             counts = [1] * len(stamped)  # the usual case: every line has a timestamp of its own
         else:
             counts = []
@@ -71,9 +78,7 @@ class Tracker:
                     ns = value
                 stamped[i] = ns
                 counts.append(same)
-        parts = encoder.texts(stamped, counts)
-        parts.append(encoder.text(end.ns, end.same, end.piece))
-        return parts
+        return encoder.texts(stamped, counts)
 
     def attempt_done(self, pod: str) -> None:
         key = self._pod(pod)
