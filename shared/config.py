@@ -67,6 +67,12 @@ class Env:
         raw = self.environ.get(name, "").strip().lower()
         return default if not raw else raw not in _OFF
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        raw = self.environ.get(name, "").strip().lower()
+        if not raw:
+            return default
+        return raw if raw in choices else self._rejected(name, f"is not one of {', '.join(choices)}", default)
+
     def networks(self, name: str) -> tuple[Network, ...]:
         out = []
         for item in self.environ.get(name, "").replace(" ", ",").split(","):
@@ -91,14 +97,23 @@ class Env:
         return self.environ.get(name, "").strip() or None
 
     @staticmethod
-    def _rejected(name: str, why: str, default: N) -> N:
+    def _rejected(name: str, why: str, default: S) -> S:
         log.error("%s %s; using the default %s", name, why, default)
         return default
 
 
-def setting(var: str, default: Any, low: float = 0.0, high: float = math.inf, secret: bool = False) -> Any:
-    """A settings field read from the environment variable `var` by `load`; its type is its default's."""
-    return field(default=default, repr=not secret, metadata={"env": var, "low": low, "high": high, "secret": secret})
+def setting(
+    var: str,
+    default: Any,
+    low: float = 0.0,
+    high: float = math.inf,
+    secret: bool = False,
+    choices: tuple[str, ...] = (),
+) -> Any:
+    """A settings field read from the environment variable `var` by `load`; its type is its default's
+    (`choices`: the words a text setting may be, compared in lower case)."""
+    metadata = {"env": var, "low": low, "high": high, "secret": secret, "choices": choices}
+    return field(default=default, repr=not secret, metadata=metadata)
 
 
 def load(cls: type[S], env: Env) -> S:
@@ -122,6 +137,8 @@ def load(cls: type[S], env: Env) -> S:
             values[item.name] = env.number(var, default, low, high)
         elif isinstance(default, tuple):
             values[item.name] = env.networks(var)
+        elif meta["choices"]:
+            values[item.name] = env.choice(var, default, meta["choices"])
         else:
             values[item.name] = env.text(var) or default
     return cls(**values)
@@ -198,13 +215,26 @@ class Settings:
     # Pooled connections to the API: every open stream and watch holds one.
     kube_connections: int = setting("KUBE_CONNECTIONS", 256, 1, 10000)
     readiness_cache_seconds: float = setting("READINESS_CACHE_SECONDS", 5.0, 0, 3600)
-    # Mask values of Secrets the run's steps reference (needs `get secrets`; off without it).
+    # Masking of the values of Secrets a run's pods reference, in /logs (docs/security.md):
+    # `required` (values that cannot be read: 503), `optional` (then unmasked), `off`.
+    # Empty: `required`, or `off` where the former switch MASK_SECRETS=off is set (`masking_mode`).
+    masking: str = setting("MASKING", "", choices=("required", "optional", "off"))
     mask_secrets: bool = setting("MASK_SECRETS", True)
+    # Secrets masking never reads (the listener's own credentials), comma-separated names.
+    own_secrets: str = setting("LISTENER_SECRETS", "tekton-pipeline-listener-credentials")
     # Proxies (CIDRs) whose X-Forwarded-For is believed: rate limits then key on the real client.
     trusted_proxies: tuple[Network, ...] = setting("TRUSTED_PROXIES", ())
     auth: AuthSettings = field(default_factory=AuthSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
+
+    @property
+    def masking_mode(self) -> str:
+        return self.masking or ("required" if self.mask_secrets else "off")
+
+    @property
+    def own_secret_names(self) -> frozenset[str]:
+        return frozenset(name.strip() for name in self.own_secrets.split(",") if name.strip())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

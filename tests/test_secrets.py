@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import pytest
+import yaml
+
 from shared.config import Settings
 from shared.kube.client import Kube, load_api_client
-from shared.logs.secret_values import SecretMaskers, secret_refs
+from shared.logs.secret_values import SecretMaskers, Unreadable, secret_refs
 from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.sandbox.simulator import Simulator
-from tests.support import Listener, grant_listener
+from tests.support import ROOT, Listener, grant_listener
 
 
 def env_ref(env: str, name: str, key: str) -> dict:
@@ -76,24 +79,13 @@ def _secret(cluster: Cluster, namespace: str, name: str, data: dict[str, bytes])
 
 
 def grant_secret_reads(cluster: Cluster, namespace: str) -> None:
-    """The extra RBAC an operator grants to turn masking on."""
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": "listener-secrets", "namespace": namespace},
-            "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}],
-        }
-    )
-    cluster.apply(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": "listener-secrets", "namespace": namespace},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "listener-secrets"},
-            "subjects": [{"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}],
-        }
-    )
+    """The extra RBAC an operator grants for masking: deploy/secret-masking-rbac.yaml, as shipped."""
+    for doc in yaml.safe_load_all((ROOT / "deploy" / "secret-masking-rbac.yaml").read_text()):
+        obj = {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+        if doc["kind"] == "RoleBinding":
+            subject = {"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}
+            obj["subjects"] = [subject]
+        cluster.apply(obj)
 
 
 def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
@@ -111,12 +103,17 @@ def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path
             ]
         }
     }
-    # The shipped Role cannot read Secrets: masking is off, nothing fails.
-    assert SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod) is None
+    # The shipped Role cannot read Secrets: masking required (the default) refuses to go on;
+    # only an explicit MASKING=optional goes on without the values.
+    with pytest.raises(Unreadable, match="403"):
+        SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod)
+    optional = SecretMaskers(_kube(cluster, tmp_path), "optional").for_pod(namespace, pod)
+    assert optional is not None and not optional.masker()
 
     grant_secret_reads(cluster, namespace)
-    masker = SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod)
-    assert masker is not None
+    secrets = SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod)
+    assert secrets is not None
+    masker = secrets.masker()
     assert masker.mask(b"auth token-bbbb-2222 ok") == b"auth *** ok"
     assert masker.mask(b"key MIIEsecretline") == b"key ***"
     # Only what the pod references is masked.
@@ -142,9 +139,9 @@ def test_secret_values_are_masked_in_streamed_logs(cluster: Cluster, sim: Simula
         ],
     )
     run = sim.play(scenario, namespace).wait(60)
-    with Listener(cluster) as plain:
+    with Listener(cluster, MASKING="optional") as plain:
         _, _, body = plain.get(f"/logs/{namespace}/{run.name}")
-        assert b"glpat-Zz9Yy8Xx7Ww6" in body  # no RBAC for Secrets: masking is off
+        assert b"glpat-Zz9Yy8Xx7Ww6" in body  # no RBAC for Secrets, masking optional: unmasked
     grant_secret_reads(cluster, namespace)
     with Listener(cluster) as masking:
         _, _, body = masking.get(f"/logs/{namespace}/{run.name}")

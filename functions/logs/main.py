@@ -20,6 +20,7 @@ from shared.http.run_request import RunRequest, admit_stream, check_run_grant, p
 from shared.http.service import Service
 from shared.logs.options import FollowOptions
 from shared.logs.run_reader import RunFollower
+from shared.logs.secret_values import Unreadable
 from shared.logs.tokens import Binding, ResumePoint, TokenError, decode
 from shared.logs.tracker import Tracker
 from shared.logs.writers import NdjsonWriter, TextWriter, Writer
@@ -37,11 +38,23 @@ def logs(request: Request, svc: Service) -> Response:
         with kube_errors_answered(req.run.what):
             run = find_pipelinerun(svc.kube, req.run.namespace, req.run.name, req.query.wait, svc.shutdown)
         check_run_grant(req.principal, run, req.run)
+        with kube_errors_answered(req.run.what):
+            _check_masking(svc, req)
         chunks, content_type = _stream(svc, req, run)
     except BaseException:
         lease.release()
         raise
     return streaming_response(chunks, content_type, lease=lease)
+
+
+def _check_masking(svc: Service, req: RunRequest[LogQuery]) -> None:
+    """Fails closed before the stream starts: 503 if the values to mask cannot be read."""
+    maskers = svc.maskers
+    if maskers is not None:
+        try:
+            maskers.check_run(req.run.namespace, req.run.name)
+        except Unreadable as err:
+            raise HttpError(503, f"masking values could not be read: {err}", {"Retry-After": "10"}) from err
 
 
 def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator[bytes], str]:

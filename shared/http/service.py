@@ -47,13 +47,14 @@ class Service:
 
     @property
     def maskers(self) -> SecretMaskers | None:
-        """Secret masking, unless MASK_SECRETS=off; inert where RBAC does not allow reading Secrets."""
-        if not self.settings.mask_secrets:
+        """Secret masking as MASKING says (required, optional), None when it is off."""
+        mode = self.settings.masking_mode
+        if mode == "off":
             return None
         kube = self.kube
         with self._lock:
             if self._maskers is None:
-                self._maskers = SecretMaskers(kube)
+                self._maskers = SecretMaskers(kube, mode, self.settings.own_secret_names)
             return self._maskers
 
     @property

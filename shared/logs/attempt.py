@@ -12,9 +12,8 @@ from shared.logs.container import ContainerReader, Ended, Failed, Start
 from shared.logs.cursor import Cursor
 from shared.logs.events import Event, LogLines
 from shared.logs.lines import Piece
-from shared.logs.masking import SecretMasker
-from shared.logs.secret_values import SecretMaskers
-from shared.runs.model import Attempt, Container, is_done, pod_containers
+from shared.logs.secret_values import PodSecrets, SecretMaskers, Unreadable
+from shared.runs.model import Attempt, Container, Obj, is_done, pod_containers
 from shared.runs.watch import RunWatch
 
 log = logging.getLogger(__name__)
@@ -129,7 +128,18 @@ class AttemptReader:
         if pod is None:
             self._deleted()
             return
-        masker = self.maskers.for_pod(view.namespace, pod) if self.maskers is not None else None
+        try:
+            masker = self.maskers.for_pod(view.namespace, pod) if self.maskers is not None else None
+        except Unreadable as err:
+            self.put(notices.masking_unavailable(self.attempt, str(err)))
+            return
+        try:
+            self._read_all(pod, masker)
+        finally:
+            if masker is not None:
+                masker.close()
+
+    def _read_all(self, pod: Obj, masker: PodSecrets | None) -> None:
         for index, container in enumerate(pod_containers(pod)):
             if not self.wants_step(container.name):
                 continue
@@ -142,7 +152,7 @@ class AttemptReader:
             if not self._read(container, index, cursor, masker):
                 return
 
-    def _read(self, container: Container, index: int, cursor: Cursor | None, masker: SecretMasker | None) -> bool:
+    def _read(self, container: Container, index: int, cursor: Cursor | None, masker: PodSecrets | None) -> bool:
         """Reads one container; False when the attempt's later containers are not to be read."""
         reader = ContainerReader(self.kube, self.view, self.attempt.pod, container.container, self.stop, cursor)
         self.readers.append(reader)
@@ -178,7 +188,7 @@ class AttemptReader:
     def _deleted(self) -> None:
         self.put(notices.pod_deleted(self.attempt, self.watch.taskruns.get(self.attempt.taskrun), self.streamed))
 
-    def _emitter(self, step: str, index: int, masker: SecretMasker | None) -> Callable[[Piece], None]:
+    def _emitter(self, step: str, index: int, masker: PodSecrets | None) -> Callable[[Piece], None]:
         attempt, task = self.attempt, self.attempt.task
         masking = masker.stream() if masker else None
 

@@ -153,6 +153,13 @@ class MaskingStream(Generic[AnyStr]):
         cut = max(len(buf) - self._hold, buf.rfind(self._newline) + 1)
         return self._emit(buf, cut)
 
+    def moved_to(self, masker: SecretMasker) -> MaskingStream[AnyStr]:
+        """A stream of `masker` (a superset of this one's values: rotated Secrets add values) that
+        goes on where this one is, with what it holds back."""
+        stream: MaskingStream[AnyStr] = MaskingStream(masker, self._kind)
+        stream._tail, stream._covered = self._tail, self._covered
+        return stream
+
     def flush(self) -> AnyStr:
         """The held-back tail, masked; the stream can be reused afterwards."""
         if self._matcher is None or not self._tail:

@@ -117,3 +117,9 @@ def lines_missing(attempt: Attempt, step: str, index: int, after_ns: int, next_n
 
 def crashed(attempt: Attempt) -> Notice:
     return Notice(attempt.task, "log stream failed unexpectedly", kind="error", key=f"crash/{attempt.pod}")
+
+
+def masking_unavailable(attempt: Attempt, why: str) -> Notice:
+    """Its Secret values cannot be read (MASKING=required): the attempt's lines are withheld."""
+    message = f"logs withheld: the values to mask could not be read: {why}"
+    return Notice(attempt.task, message, kind="error", key=f"masking/{attempt.pod}")

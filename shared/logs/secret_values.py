@@ -1,26 +1,36 @@
-"""Which Secret values a run's steps can see, for masking them in streamed logs.
+"""Which Secret values a run's steps can see, and the masker that hides them in streamed logs.
 
-Masking is on only where the operator grants the extra RBAC (`get` on `secrets` in the pipelines'
-namespace): without it the first read is refused, masking stays off for that namespace, and the
-log says so once.
+`SecretMaskers` (one per process) answers, for a pod, a `PodSecrets`: the values of the Secrets
+the pod references (`secret_refs`), each kept current by a watch (`secret_watch`), expanded into
+the forms a step may print them in (`secret_forms`). Its streams switch to a new masker as soon as
+a Secret changes, so a rotated value is masked from the next chunk on.
+
+What happens when the values cannot be read (RBAC refuses Secrets, a referenced Secret is
+missing, the API fails, or a pod references the listener's own Secret) is the `MASKING` setting:
+`required` (the default) fails closed with `Unreadable` (`/logs` answers 503, a later attempt's
+lines are withheld with a notice); `optional` masks what could be read and logs what could not;
+`off` masks nothing and reads no Secret.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import threading
-from functools import partial
+from collections import OrderedDict
 from typing import Any
 
-from shared.kube.client import SECRETS, Forbidden, Kube, KubeError, NotFound
-from shared.kube.retry import retrying
-from shared.logs.masking import SecretMasker
+from shared.kube.client import PODS, Kube
+from shared.logs.masking import MaskingStream, SecretMasker
 from shared.logs.secret_forms import forms
-from shared.runs.model import Obj
+from shared.logs.secret_watch import READ_TIMEOUT, SecretWatches, Unreadable, WatchedSecret
+from shared.runs.model import PIPELINE_RUN_LABEL, Obj
 
 log = logging.getLogger(__name__)
+
+__all__ = ["PodSecrets", "SecretMaskers", "Unreadable", "secret_refs"]
+
+MODES = ("required", "optional", "off")
+CACHED_MASKERS = 64  # compiled maskers kept for reuse: followers of one run share them
 
 # Secret name -> keys the pod uses (None: every key).
 Refs = dict[str, set[str] | None]
@@ -54,38 +64,128 @@ def secret_refs(pod: Obj) -> Refs:
 
 
 class SecretMaskers:
-    """Builds a masker per pod from the Secrets it references; remembers refused namespaces."""
+    """Builds a `PodSecrets` per pod from the Secrets it references; see the module docstring."""
 
-    def __init__(self, kube: Kube, enabled: bool = True) -> None:
+    def __init__(self, kube: Kube, mode: str = "required", refused: frozenset[str] = frozenset()) -> None:
+        if mode not in MODES:
+            raise ValueError(f"masking mode must be one of {MODES}")
         self.kube = kube
-        self.enabled = enabled
-        self._denied: set[str] = set()
+        self.mode = mode
+        self.watches = SecretWatches(kube, refused)
         self._lock = threading.Lock()
+        self._maskers: OrderedDict[tuple[Any, ...], SecretMasker] = OrderedDict()
 
-    def for_pod(self, namespace: str, pod: Obj) -> SecretMasker | None:
-        if not self.enabled or namespace in self._denied:
+    def for_pod(self, namespace: str, pod: Obj, timeout: float = READ_TIMEOUT) -> PodSecrets | None:
+        """The pod's Secret values (None: nothing to mask). Raises `Unreadable` in `required` mode
+        when they cannot be read; the caller closes the result."""
+        if self.mode == "off":
             return None
-        values: list[bytes] = []
-        for name, keys in secret_refs(pod).items():
-            try:
-                # A transient failure is retried briefly: a skipped Secret is a value left unmasked.
-                secret = retrying(partial(self.kube.get_object, SECRETS, namespace, name))
-            except Forbidden:
-                with self._lock:
-                    if namespace not in self._denied:
-                        self._denied.add(namespace)
-                        log.info("secret masking is off in namespace %s: no RBAC to read Secrets", namespace)
-                return None
-            except NotFound:
-                continue
-            except KubeError as err:
-                log.warning("cannot read a Secret referenced by pod %s (%s); not masking it", namespace, err.reason)
-                continue
-            for key, encoded in (secret.get("data") or {}).items():
-                if keys is None or key in keys:
-                    try:
-                        values.extend(forms(base64.b64decode(encoded)))
-                    except (binascii.Error, ValueError):
-                        continue
-        masker = SecretMasker(values)
-        return masker if masker else None
+        refs = secret_refs(pod)
+        if not refs:
+            return None
+        held: list[tuple[WatchedSecret, frozenset[str] | None]] = []
+        try:
+            for name, keys in sorted(refs.items()):
+                try:
+                    secret = self.watches.acquire(namespace, name)
+                except Unreadable as err:
+                    self._unreadable(err)
+                    continue
+                held.append((secret, None if keys is None else frozenset(keys)))
+                try:
+                    secret.wait_read(timeout)
+                except Unreadable as err:
+                    self._unreadable(err)
+        except BaseException:
+            for secret, _ in held:
+                self.watches.release(secret)
+            raise
+        return PodSecrets(self, held)
+
+    def check_run(self, namespace: str, run: str) -> None:
+        """Raises `Unreadable` if the values of a Secret that one of the run's pods references
+        cannot be read (`required` mode): for answering 503 before a stream starts."""
+        if self.mode != "required":
+            return
+        pods, _ = self.kube.list_objects(PODS, namespace, f"{PIPELINE_RUN_LABEL}={run}")
+        for pod in pods:
+            secrets = self.for_pod(namespace, pod)
+            if secrets is not None:
+                secrets.close()
+
+    def _unreadable(self, err: Unreadable) -> None:
+        if self.mode == "required":
+            raise err
+        log.warning("masking without some values (MASKING=optional): %s", err)
+
+    def masker(self, key: tuple[Any, ...], values: list[bytes]) -> SecretMasker:
+        """The compiled masker for `values`, shared by every pod whose Secrets are at `key`."""
+        with self._lock:
+            masker = self._maskers.get(key)
+            if masker is not None:
+                self._maskers.move_to_end(key)
+                return masker
+        masker = SecretMasker([form for value in values for form in forms(value)])
+        with self._lock:
+            self._maskers[key] = masker
+            while len(self._maskers) > CACHED_MASKERS:
+                self._maskers.popitem(last=False)
+        return masker
+
+    def close(self) -> None:
+        self.watches.close()
+
+
+class PodSecrets:
+    """One pod's Secret values, current as they are watched; `stream()` masks a log with them."""
+
+    def __init__(self, maskers: SecretMaskers, secrets: list[tuple[WatchedSecret, frozenset[str] | None]]) -> None:
+        self._maskers = maskers
+        self._secrets = secrets
+        self._key: tuple[Any, ...] | None = None
+        self._masker: SecretMasker | None = None
+        self._closed = False
+
+    def masker(self) -> SecretMasker:
+        """The masker for the values known now (cheap when nothing changed since the last call)."""
+        key = tuple((id(secret), secret.version, keys) for secret, keys in self._secrets)
+        if key != self._key or self._masker is None:
+            values: list[bytes] = []
+            for secret, keys in self._secrets:
+                with secret.cond:
+                    for name, seen in secret.values.items():
+                        if keys is None or name in keys:
+                            values.extend(seen)
+            self._masker, self._key = self._maskers.masker(key, sorted(set(values))), key
+        return self._masker
+
+    def stream(self) -> LiveMaskingStream:
+        return LiveMaskingStream(self)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for secret, _ in self._secrets:
+                self._maskers.watches.release(secret)
+
+
+class LiveMaskingStream:
+    """A `MaskingStream` that takes up a new masker when a Secret changes, keeping what it holds."""
+
+    def __init__(self, secrets: PodSecrets) -> None:
+        self._secrets = secrets
+        self._masker = secrets.masker()
+        self._stream: MaskingStream[bytes] = self._masker.stream()
+
+    @property
+    def held(self) -> int:
+        return self._stream.held
+
+    def feed(self, chunk: bytes) -> bytes:
+        masker = self._secrets.masker()
+        if masker is not self._masker:
+            self._masker, self._stream = masker, self._stream.moved_to(masker)
+        return self._stream.feed(chunk)
+
+    def flush(self) -> bytes:
+        return self._stream.flush()
