@@ -39,7 +39,7 @@ def logs(request: Request, svc: Service) -> Response:
             run = find_pipelinerun(svc.kube, req.run.namespace, req.run.name, req.query.wait, svc.shutdown)
         check_run_grant(req.principal, run, req.run)
         with kube_errors_answered(req.run.what):
-            _check_masking(svc, req)
+            _check_masking(svc, run)
         chunks, content_type = _stream(svc, req, run)
     except BaseException:
         lease.release()
@@ -47,12 +47,12 @@ def logs(request: Request, svc: Service) -> Response:
     return streaming_response(chunks, content_type, lease=lease)
 
 
-def _check_masking(svc: Service, req: RunRequest[LogQuery]) -> None:
+def _check_masking(svc: Service, run: Obj) -> None:
     """Fails closed before the stream starts: 503 if the values to mask cannot be read."""
     maskers = svc.maskers
     if maskers is not None:
         try:
-            maskers.check_run(req.run.namespace, req.run.name)
+            maskers.check_run(run)
         except Unreadable as err:
             raise HttpError(503, f"masking values could not be read: {err}", {"Retry-After": "10"}) from err
 

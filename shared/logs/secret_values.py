@@ -19,11 +19,11 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-from shared.kube.client import PODS, Kube
+from shared.kube.client import PODS, TASKRUNS, Kube
 from shared.logs.masking import MaskingStream, SecretMasker
 from shared.logs.secret_forms import forms
 from shared.logs.secret_watch import READ_TIMEOUT, SecretWatches, Unreadable, WatchedSecret
-from shared.runs.model import PIPELINE_RUN_LABEL, Obj
+from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of, owned_children
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +102,17 @@ class SecretMaskers:
             raise
         return PodSecrets(self, held)
 
-    def check_run(self, namespace: str, run: str) -> None:
-        """Raises `Unreadable` if the values of a Secret that one of the run's pods references
+    def check_run(self, pipelinerun: Obj) -> None:
+        """Raises `Unreadable` if the values of a Secret that one of the run's own pods references
         cannot be read (`required` mode): for answering 503 before a stream starts."""
         if self.mode != "required":
             return
-        pods, _ = self.kube.list_objects(PODS, namespace, f"{PIPELINE_RUN_LABEL}={run}")
-        for pod in pods:
+        namespace, selector = pipelinerun["metadata"]["namespace"], f"{PIPELINE_RUN_LABEL}={name_of(pipelinerun)}"
+        taskruns, _ = self.kube.list_objects(TASKRUNS, namespace, selector)
+        pods, _ = self.kube.list_objects(PODS, namespace, selector)
+        # Only pods the run owns: a pod that merely carries its label cannot hold its logs hostage.
+        _, own = owned_children(pipelinerun, {name_of(t): t for t in taskruns}, {name_of(p): p for p in pods})
+        for pod in own.values():
             secrets = self.for_pod(namespace, pod)
             if secrets is not None:
                 secrets.close()
