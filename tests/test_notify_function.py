@@ -895,3 +895,98 @@ def test_each_pipeline_task_gets_its_own_commit_status_linking_to_its_log(
     before = len(standins.seen)
     assert post(function, "failed", runs.data(played.name))[0] == 200
     assert len(standins.seen) == before
+
+
+# -- the watch-fed mode: the same notifier, fed by a list-watch instead of events --------------------
+class WatcherProcess:
+    """`python -m shared.notify.watcher` as a subprocess, the way deploy/notify-watch.yaml runs it."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        full = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        full.update(env, PYTHONUNBUFFERED="1", PYTHONPATH=str(ROOT))
+        self.log = log_path.open("wb")
+        cmd = [sys.executable, "-m", "shared.notify.watcher"]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            assert self.proc.wait(15) == 0, self.log_path.read_text()[-2000:]
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.log.close()
+
+
+def wait_for(check: Any, what: str, timeout: float = 30.0) -> None:
+    """Until `check()` holds: the watcher's work is observable only in the API and the stand-ins."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        threading.Event().wait(0.05)
+
+
+def test_the_watch_fed_mode_posts_what_the_event_fed_one_does(
+    function: Function,
+    standins: StandIns,
+    runs: Runs,
+    cluster: Cluster,
+    notify_identity: Identity,
+    env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    steps = [("01-started", "started", 1), ("01-running", "running", 2), ("01-successful", "successful", 4)]
+    # event-fed, the reference
+    sha_events = fresh_sha()
+    events = runs.create("01-queued", dict(ALL, **{f"{PREFIX}sha": sha_events}))
+    assert post(function, "queued", events)[0] == 200
+    for fixture, state, _ in steps:
+        assert post(function, state, runs.step(events["pipelineRun"]["metadata"]["name"], fixture))[0] == 200
+
+    # watch-fed, in a namespace of its own
+    watched = Runs(cluster, f"notify-watch-{uuid.uuid4().hex[:6]}")
+    bind_notify(cluster, notify_identity, watched.namespace)
+    config = tmp_path / "watch.yaml"
+    allow = {"gitlab": ["group/app"], "github": ["example/*"], "slack": ["default"], "webhook": ["default"]}
+    config.write_text(yaml.safe_dump({"allow": [{"namespaces": [watched.namespace], **allow}]}))
+    watch_env = env | {"NAMESPACE": watched.namespace, "NOTIFY_CONFIG": str(config), "NOTIFY_LEASE_SECONDS": "3"}
+    sha_watch = fresh_sha()
+    first = WatcherProcess(watch_env, tmp_path / "watcher-1.log")
+    try:
+        run = watched.create("01-queued", dict(ALL, **{f"{PREFIX}sha": sha_watch}))
+        name = run["pipelineRun"]["metadata"]["name"]
+        wait_for(lambda: watched.record(name).get("rank") == 0, "queued reported")
+        for fixture, _, rank in steps[:2]:
+            watched.step(name, fixture)
+            wait_for(lambda rank=rank: watched.record(name).get("rank") == rank, f"rank {rank} reported")
+    finally:
+        first.stop()
+    # the run finishes while no watcher runs; two start, one leads, the final state is posted once
+    watched.step(name, "01-successful")
+    second = WatcherProcess(watch_env, tmp_path / "watcher-2.log")
+    third = WatcherProcess(watch_env, tmp_path / "watcher-3.log")
+    try:
+        wait_for(lambda: watched.record(name).get("rank") == 4, "successful reported after the restart")
+        wait_for(lambda: len(hooks_of(standins, uid_of(run))) == 4, "the webhook's successful")
+    finally:
+        second.stop()
+        third.stop()
+    leaders = [p for p in (second, third) if "is the leader" in p.log_path.read_text()]
+    assert len(leaders) >= 1
+    for kind in ("gitlab", "github"):
+        assert states_of(standins, kind, sha_watch) == states_of(standins, kind, sha_events), kind
+    assert [h.body["state"] for h in hooks_of(standins, uid_of(run))] == [
+        h.body["state"] for h in hooks_of(standins, uid_of(events))
+    ]
+    slack = [s.body["text"] for s in standins.of("slack") if name in s.body["text"]]
+    assert len(slack) == 1 and "succeeded" in slack[0]
+
+
+def test_the_watchers_deployment_is_valid_and_runs_the_watcher(cluster: Cluster, runs: Runs) -> None:
+    [deployment] = [d for d in yaml.safe_load_all((ROOT / "deploy" / "notify-watch.yaml").read_text()) if d]
+    spec = deployment["spec"]["template"]["spec"]
+    assert spec["serviceAccountName"] == NOTIFY_SA and spec["containers"][0]["command"][-1] == "shared.notify.watcher"
+    path = f"/apis/apps/v1/namespaces/{runs.namespace}/deployments?dryRun=All"
+    status, text = cluster.raw("POST", path, cluster.admin, deployment)
+    assert status == 201, text[:500]

@@ -36,6 +36,7 @@ from shared.notify import metrics
 from shared.notify.allow import allowed
 from shared.notify.config import FileConfig, Settings
 from shared.notify.events import RunEvent
+from shared.notify.record import RECORD_ANNOTATION
 from shared.notify.senders import KINDS, SENDERS
 from shared.notify.target import Target, TargetContext, parse_states
 
@@ -63,7 +64,7 @@ def run_settings(event: RunEvent, config: FileConfig) -> dict[str, str]:
             key = name[len(ANNOTATION_PREFIX) :]
             if key in ANNOTATION_KEYS:
                 merged[key] = value.strip()
-            else:
+            elif name != RECORD_ANNOTATION:  # the notifier's own record is no setting
                 log.warning(
                     "%s/%s: annotation %s is not read (config-only or unknown)", event.namespace, event.name, name
                 )
