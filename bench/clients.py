@@ -72,6 +72,18 @@ def curl_listener(listener: Listener, path: str) -> list[str]:
 
 
 # -- streaming readers -----------------------------------------------------------------------------
+def http_status(port: int, path: str, auth: str | None, timeout: float = 10.0, host: str = "127.0.0.1") -> int:
+    """GET `path` on a fresh connection; the status code, the body read and dropped."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Authorization": auth} if auth else {})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
 def apiserver_connection(cluster: Cluster, timeout: float = 120.0) -> http.client.HTTPSConnection:
     parts = urlsplit(cluster.server)
     context = ssl.create_default_context(cafile=cluster.ca_file)

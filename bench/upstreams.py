@@ -22,7 +22,8 @@ class Upstream:
 
 
 def _real_node() -> AbstractContextManager[Cluster]:
-    return Cluster.start(real_node=True)
+    # in_cluster: the cold-start figure also runs the image as a pod with in-cluster credentials.
+    return Cluster.start(real_node=True, in_cluster=True)
 
 
 UPSTREAMS: dict[str, Upstream] = {
@@ -35,7 +36,8 @@ UPSTREAMS: dict[str, Upstream] = {
     "node": Upstream(
         "node",
         "kube-apiserver 1.20.2 proxying pods/log to a real kubelet 1.20.2 + containerd 1.6.20 + runc node: busybox "
-        "step containers writing CRI log files on ext4, the kubelet in a network namespace over a veth (MTU 65535)",
+        "step containers writing CRI log files on ext4, the kubelet in a network namespace over a veth (MTU 65535); "
+        "pods get in-cluster credentials (kube-controller-manager's token controller, the kubernetes Service)",
         _real_node,
     ),
 }

@@ -61,3 +61,7 @@ def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
         api = {m["name"]: m for m in figures["api"]["metrics"]}
         assert api["pods/log requests per container"]["median"] == 1
         assert api["requests per /status"]["median"] == 1
+    else:
+        # The image's cold start in a real pod, beside the bare process's, on the node only.
+        cold = {m["name"] for m in figures["coldstart"]["metrics"]}
+        assert {"process start -> first /status 200", "container start -> first /status 200 (real pod)"} <= cold

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from bench.clients import http_status
+from bench.figures.coldstart_pod import pod_coldstart
 from bench.harness import NS, Bench, Figure, Stopwatch
 from bench.workloads import run_name
 from tests.sandbox.cluster import free_port
@@ -45,12 +46,12 @@ def coldstart(b: Bench, fig: Figure) -> None:
         try:
             health = _first_ok(port, "/health/liveness", None, proc)
             t_health = clock()
-            code = _get(port, f"/status/{run.name}", basic())
+            code = http_status(port, f"/status/{run.name}", basic())
             t_status = clock()
             if code != 200:
                 raise RuntimeError(f"first /status answered {code}")
             again = Stopwatch()
-            _get(port, f"/status/{run.name}", basic())
+            http_status(port, f"/status/{run.name}", basic())
             t_again = again()
         finally:
             proc.terminate()
@@ -60,6 +61,7 @@ def coldstart(b: Bench, fig: Figure) -> None:
         fig.add("first /status request alone", "ms", (t_status - t_health) * 1000)
         fig.add("second /status request", "ms", t_again * 1000)
         fig.extra.setdefault("health_polls", health)
+    pod_coldstart(b, fig, run.name)
     fig.extra["imports_ms"] = import_costs(python)
     top = ", ".join(f"{k} {v:.0f}" for k, v in list(fig.extra["imports_ms"].items())[:8])
     fig.notes.append(
@@ -70,17 +72,6 @@ def coldstart(b: Bench, fig: Figure) -> None:
     )
 
 
-def _get(port: int, path: str, auth: str | None, timeout: float = 10.0) -> int:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path, headers={"Authorization": auth} if auth else {})
-        resp = conn.getresponse()
-        resp.read()
-        return resp.status
-    finally:
-        conn.close()
-
-
 def _first_ok(port: int, path: str, auth: str | None, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> int:
     deadline = time.monotonic() + timeout
     polls = 0
@@ -89,7 +80,7 @@ def _first_ok(port: int, path: str, auth: str | None, proc: subprocess.Popen[byt
         if proc.poll() is not None:
             raise RuntimeError(f"function exited {proc.returncode}")
         try:
-            if _get(port, path, auth, timeout=2) == 200:
+            if http_status(port, path, auth, timeout=2) == 200:
                 return polls
         except OSError:
             pass
