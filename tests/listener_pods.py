@@ -3,7 +3,7 @@ Knative runs them, with in-cluster configuration only (issue 17, items 3 and 4).
 
 `ListenerPods(cluster)`, on a cluster started with `real_node=True, in_cluster=True`:
 - `deploy()`: imports the built image into the node's containerd (`tests/image.py`), applies
-  service.yaml's ServiceAccounts, Roles and RoleBindings into the listener's namespace, and creates
+  service.yaml's ServiceAccounts, (Cluster)Roles, (Cluster)RoleBindings and NetworkPolicy, and creates
   the credentials Secret its Services reference (the one object service.yaml leaves to the user);
 - `create(function)`: that function's Pod from service.yaml's own pod spec (`tests/knative_pod.py`:
   image, env, security context, serviceAccountName, volumes), bound to the real node. The pod gets
@@ -32,13 +32,26 @@ from tests.sandbox.kubelet import parse_rfc3339
 from tests.support import PASSWORD, USER
 from tests.test_manifests import service_documents
 
-RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding")
+RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
+# Applied as they are, though the node's bridge CNI enforces no NetworkPolicy.
+DEPLOYED_KINDS = (*RBAC_KINDS, "NetworkPolicy")
+CLUSTER_SCOPED = ("ClusterRole", "ClusterRoleBinding")
 # Waiting reasons after which the container will not start without someone changing the pod.
 STUCK = {"ErrImageNeverPull", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
 def rbac_documents() -> list[dict[str, Any]]:
     return [doc for doc in service_documents() if doc["kind"] in RBAC_KINDS]
+
+
+def deployed_documents(namespace: str) -> list[dict[str, Any]]:
+    """Everything of service.yaml but what needs Knative or a Gateway: identities, their rights,
+    the NetworkPolicy; namespaced ones into `namespace`."""
+    docs = [doc for doc in service_documents() if doc["kind"] in DEPLOYED_KINDS]
+    return [
+        doc if doc["kind"] in CLUSTER_SCOPED else {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+        for doc in docs
+    ]
 
 
 def credential_secrets(pod: dict[str, Any]) -> dict[str, set[str]]:
@@ -70,8 +83,8 @@ class ListenerPods:
             ctr_import_command(image_archive(), address=self.node.socket), check=True, capture_output=True, timeout=300
         )
         self.import_seconds = time.perf_counter() - began
-        for doc in rbac_documents():
-            self.cluster.apply({**doc, "metadata": {**doc["metadata"], "namespace": self.namespace}})
+        for doc in deployed_documents(self.namespace):
+            self.cluster.apply(doc)
         for doc in rbac_documents():
             if doc["kind"] == "ServiceAccount":
                 self.cluster.wait_service_account(self.namespace, doc["metadata"]["name"])

@@ -3,10 +3,10 @@
 One setup for the module: a sandbox cluster with the real node and in-cluster credentials
 (`Cluster.start(real_node=True, in_cluster=True)`: ServiceAccount admission, kube-controller-
 manager's token and root-CA controllers, the `kubernetes` Service forwarded inside the node), the
-image imported into the node's containerd, service.yaml's ServiceAccount/Role/RoleBinding and the
+image imported into the node's containerd, service.yaml's identities and their rights and the
 credentials Secret, and every function as a Pod from service.yaml's own pod spec
 (tests/listener_pods.py). From the host, `curl -N /logs/<run>` follows a real PipelineRun of real
-pods and `curl -f /status/<run>` answers; the pods hold service.yaml's Role and nothing else. Any
+pods and `curl -f /status/<run>` answers; the pods hold service.yaml's rights and nothing else. Any
 error in a pod's own log, or any restart, fails the module.
 """
 
