@@ -296,7 +296,9 @@ class Function:
         self.port = free_port()
         self.log_path = log_path
         full = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        self.metrics_port = int(env.get("METRICS_PORT") or free_port())
         full.update(env, PORT=str(self.port), PYTHONUNBUFFERED="1", GUNICORN_LOG_LEVEL="info", PYTHONPATH=str(ROOT))
+        full["METRICS_PORT"] = str(self.metrics_port)
         exe = Path(sys.executable).parent / "functions-framework"
         cmd = [str(exe), "--source", "functions/notify/main.py", "--target", "notify", "--signature-type", "cloudevent"]
         cmd += ["--port", str(self.port), "--host", "127.0.0.1"]
@@ -316,6 +318,11 @@ class Function:
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
+
+    def metrics(self) -> str:
+        """The Prometheus exposition on METRICS_PORT (shared/metrics)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as resp:
+            return resp.read().decode()
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -678,6 +685,21 @@ def test_unusable_payload_is_400_and_foreign_events_are_ignored(function: Functi
         assert resp.status == 200
 
 
+def test_what_is_no_cloudevent_gets_a_short_json_error_that_echoes_nothing(function: Function) -> None:
+    secret = "Bearer not-to-be-echoed-" + uuid.uuid4().hex
+    for headers, body in [
+        ({"Content-Type": "application/json", "Authorization": secret}, b"{not json"),
+        ({"Content-Type": "application/cloudevents+json", "Authorization": secret}, b'{"specversion": "1.0"}'),
+        ({"Content-Type": "text/plain", "Authorization": secret}, b"\xff\xfe" * 100),
+    ]:
+        request = urllib.request.Request(function.url("/"), data=body, headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        answer = e.value.read()
+        assert 400 <= e.value.code < 500 and e.value.headers.get_content_type() == "application/json"
+        assert secret.encode() not in answer and b"not json" not in answer and set(json.loads(answer)) == {"error"}
+
+
 # -- forged events: the event is a hint, the API is the truth --------------------------------------
 def forged(data: dict[str, Any], **meta: Any) -> dict[str, Any]:
     out = copy.deepcopy(data)
@@ -775,10 +797,9 @@ def test_a_repository_outside_the_allow_list_is_refused_logged_and_counted(
     log = function.log_path.read_text()
     assert log.count("github target 'victim/other' refused") == 1
     assert post(function, "successful", forged(data, name="no-such-run"))[1]["ignored"] == "no such run"
-    with urllib.request.urlopen(function.url("/metrics"), timeout=10) as resp:
-        text = resp.read().decode()
-    assert 'notify_refused_targets_total{kind="github"} 1' in text
-    assert 'notify_ignored_events_total{reason="unknown-run"}' in text
+    text = function.metrics()
+    assert 'tpl_notify_refused_targets_total{kind="github"} 1.0' in text
+    assert 'tpl_notify_ignored_events_total{reason="unknown-run"}' in text
 
 
 # -- ingress: who may send events, and how much ----------------------------------------------------
@@ -861,10 +882,9 @@ def test_only_senders_with_a_token_for_the_audience_get_in_and_bodies_are_capped
             status, body = raw_post(fn, data, good, chunked)
             assert status == 200 and body["state"] == "failed", body
         assert states_of(standins, "github", sha) == ["failure"]
-        with urllib.request.urlopen(fn.url("/metrics"), timeout=10) as resp:
-            text = resp.read().decode()
+        text = fn.metrics()
         for reason in ("no-token", "bad-token", "subject", "too-large"):
-            assert f'notify_rejected_requests_total{{reason="{reason}"}}' in text
+            assert f'tpl_notify_rejected_requests_total{{reason="{reason}"}}' in text
         log = fn.log_path.read_text()
         assert good not in log and stranger not in log
     finally:

@@ -370,7 +370,7 @@ def test_annotations_choose_only_within_the_allow_list(tmp_path: Path, caplog: p
         "SLACK_WEBHOOK_URL_TEAM_A": "https://b.test",
     }
     s = settings(env)
-    before = metrics.REFUSED.get("github")
+    before = metrics.count(metrics.REFUSED_TARGETS, "github")
 
     def kinds(notes: dict[str, str], labels: dict[str, str] | None = None) -> list[str]:
         d = data("02-failed", {P + "sha": SHA, **notes})
@@ -392,7 +392,7 @@ def test_annotations_choose_only_within_the_allow_list(tmp_path: Path, caplog: p
     caplog.set_level(logging.WARNING)
     assert kinds({P + "github-repo": "victim/other", P + "gitlab-project": "evil/app"}) == ["slack:ops"]
     assert "github target 'victim/other' refused" in caplog.text and "gitlab target 'evil/app' refused" in caplog.text
-    assert metrics.REFUSED.get("github") == before + 1
+    assert metrics.count(metrics.REFUSED_TARGETS, "github") == before + 1
     # a rule by label selector
     assert kinds({P + "github-repo": "example/release"}, {"app": "release"}) == ["github:example/release", "slack:ops"]
     assert kinds({P + "github-repo": "example/release"}, {"app": "release", "tier": "test"}) == ["slack:ops"]

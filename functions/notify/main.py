@@ -4,7 +4,7 @@
 
 A cloudevent target only gets POST routes, so the Knative probes `GET /health/liveness` and
 `GET /health/readiness` are registered on the framework's Flask app while it loads this module
-(it does so inside an app context), with `GET /metrics` and a check of every POST's sender and
+(it does so inside an app context), with a check of every POST's sender and
 size before the framework parses it (`shared.notify.ingress`: 401/403 without a valid token when
 NOTIFY_AUDIENCE is set, 413 over NOTIFY_MAX_BODY_BYTES). Answers, all JSON: 200 when every target
 is done (or the event named no run), 502 to make Knative Eventing redeliver, 422 for permanent
@@ -14,16 +14,17 @@ target failures, 400 for unusable payloads, 503 while the API or the config is u
 from __future__ import annotations
 
 import json
+import logging
 
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from shared.config import Env, load
 from shared.http.observe import install_worker_hook, observe_app
 from shared.http.server_hooks import install_error_pages, install_request_limits
-from shared.notify import Notifier, metrics
+from shared.notify import Notifier
 from shared.notify.ingress import IngressGuard, IngressSettings, token_review
 
 # Bounded request lines and headers, JSON errors for requests gunicorn refuses (as every function).
@@ -31,6 +32,7 @@ install_error_pages()
 install_request_limits()
 install_worker_hook()  # shared/metrics on METRICS_PORT: deliveries, Kubernetes API requests
 
+log = logging.getLogger(__name__)
 notifier = Notifier.from_env()
 guard = IngressGuard(load(IngressSettings, Env()), token_review(lambda *a: notifier.kube.send(*a)))
 
@@ -41,7 +43,11 @@ def _json(body: object, status: int) -> flask.Response:
 
 @functions_framework.cloud_event
 def notify(event: CloudEvent) -> None:
-    outcome = notifier.handle(event["type"], event["id"], event.get_data())
+    try:
+        outcome = notifier.handle(event["type"], event["id"], event.get_data())
+    except Exception:  # a bug: Eventing redelivers on 500; the client gets JSON, the log the trace
+        log.exception("event %s: not handled", event["id"])
+        flask.abort(_json({"error": "internal error"}, 500))
     # The framework answers 200 "OK" for a cloudevent target that returns; abort() carries our
     # status and JSON body (what was delivered, or why nothing was), also for 200.
     flask.abort(_json(outcome.body, outcome.status))
@@ -63,6 +69,14 @@ def check_sender() -> flask.Response | None:
     return None if refusal is None else _json(refusal.body, refusal.status)
 
 
+def json_errors(error: HTTPException) -> flask.Response:
+    """Every error as a short JSON body: the framework's own 400 page echoes the request's headers
+    (a bearer token among them) and body."""
+    if error.response is not None:  # one of ours (flask.abort with a response)
+        return error.response
+    return _json({"error": error.name}, error.code or 500)
+
+
 def liveness() -> flask.Response:
     return _json({"status": "ok"}, 200)
 
@@ -72,14 +86,10 @@ def readiness() -> flask.Response:
     return _json({"status": "ok" if ok else reason}, 200 if ok else 503)
 
 
-def prometheus() -> flask.Response:
-    return flask.Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
-
-
 if flask.has_app_context():
     observe_app(flask.current_app, "notify")  # tpl_http_* metrics, access log, X-Request-Id
     flask.current_app.add_url_rule("/health/liveness", "notify-liveness", liveness, methods=["GET"])
     flask.current_app.add_url_rule("/health/readiness", "notify-readiness", readiness, methods=["GET"])
-    flask.current_app.add_url_rule("/metrics", "notify-metrics", prometheus, methods=["GET"])
     flask.current_app.config["MAX_CONTENT_LENGTH"] = guard.settings.max_body + 1
     flask.current_app.before_request(check_sender)
+    flask.current_app.register_error_handler(HTTPException, json_errors)

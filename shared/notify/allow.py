@@ -14,7 +14,7 @@ A target chosen by a run's annotation is sent to only if a rule that matches the
 and selector) lists a pattern (`fnmatch`, case-sensitive) matching it. A target set by the
 operator for the namespace (config `defaults:` / `namespaces.<ns>:`, no annotation) needs no rule.
 Anything else is refused: one warning naming the run, kind and value, and the counter
-`notify_refused_targets_total{kind}`. Selectors are equality-based (`k=v`, `k==v`, `k!=v`, `k`,
+`tpl_notify_refused_targets_total{kind}`. Selectors are equality-based (`k=v`, `k==v`, `k!=v`, `k`,
 `!k`, comma-separated, all must hold).
 """
 

@@ -13,7 +13,7 @@
   events costs one review. The review needs `create tokenreviews` (ClusterRole
   `system:auth-delegator`, bound in service.yaml).
 
-Refusals are logged (never the token) and counted in `notify_rejected_requests_total{reason}`.
+Refusals are logged (never the token) and counted in `tpl_notify_rejected_requests_total{reason}`.
 """
 
 from __future__ import annotations
@@ -103,7 +103,7 @@ class IngressGuard:
         return None
 
     def _refuse(self, status: int, reason: str, message: str) -> Refusal:
-        metrics.REJECTED.inc(reason)
+        metrics.rejected(reason)
         log.warning("event request refused (%d): %s", status, message)
         return Refusal(status, {"error": message})
 

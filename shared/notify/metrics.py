@@ -1,40 +1,36 @@
-"""The notifier's counters, served as Prometheus text at `GET /metrics` of the notify function.
+"""The notifier's own counters, beside `shared.metrics`' deliveries: what an operator alerts on.
 
-Kept to what an operator alerts on: targets refused by the allow-list, events that named no run
-(or another run), and ingress requests refused. Per process, since start.
+Prometheus counters in the default registry, so `shared.metrics` serves them on `METRICS_PORT`
+with the rest (summed over workers in multiprocess mode). Label values are fixed sets (target
+kinds, reasons below), never request input.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import Counter as _Counts
+from prometheus_client import Counter
+
+# kind: gitlab, github, slack, webhook
+REFUSED_TARGETS = Counter(
+    "tpl_notify_refused_targets", "Targets a run's annotation chose outside the allow-list", ["kind"]
+)
+# reason: unknown-run, uid-mismatch, unreadable
+IGNORED_EVENTS = Counter("tpl_notify_ignored_events", "Events that named no readable run of that uid", ["reason"])
+# reason: no-token, bad-token, subject, review-failed, too-large
+REJECTED_REQUESTS = Counter("tpl_notify_rejected_requests", "Event requests refused at ingress", ["reason"])
 
 
-class Counter:
-    def __init__(self, name: str, help_text: str, label: str) -> None:
-        self.name, self.help, self.label = name, help_text, label
-        self._lock = threading.Lock()
-        self._counts: _Counts[str] = _Counts()
-
-    def inc(self, value: str) -> None:
-        with self._lock:
-            self._counts[value] += 1
-
-    def get(self, value: str) -> int:
-        with self._lock:
-            return self._counts[value]
-
-    def render(self) -> str:
-        with self._lock:
-            lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
-            lines += [f'{self.name}{{{self.label}="{v}"}} {n}' for v, n in sorted(self._counts.items())]
-        return "\n".join(lines) + "\n"
+def refused(kind: str) -> None:
+    REFUSED_TARGETS.labels(kind).inc()
 
 
-REFUSED = Counter("notify_refused_targets_total", "Targets an annotation chose outside the allow-list.", "kind")
-IGNORED = Counter("notify_ignored_events_total", "Events that named no readable run of that uid.", "reason")
-REJECTED = Counter("notify_rejected_requests_total", "Requests refused at ingress.", "reason")
+def ignored(reason: str) -> None:
+    IGNORED_EVENTS.labels(reason).inc()
 
 
-def exposition() -> str:
-    return "".join(counter.render() for counter in (REFUSED, IGNORED, REJECTED))
+def rejected(reason: str) -> None:
+    REJECTED_REQUESTS.labels(reason).inc()
+
+
+def count(counter: Counter, label: str) -> float:
+    """A counter's value in this process (tests)."""
+    return counter.labels(label)._value.get()

@@ -106,14 +106,14 @@ class Notifier:
                 obj = self.runs.pipelinerun(claim.namespace, claim.name)
             except Forbidden as e:
                 log.error("event %s for %s: the run cannot be read (%s), nothing sent", event_id, run, e.reason)
-                metrics.IGNORED.inc("unreadable")
+                metrics.ignored("unreadable")
                 return Outcome(200, {"run": run, "ignored": "the run cannot be read"})
             except KubeError as e:
                 log.warning("event %s for %s: the API did not answer (%s)", event_id, run, e.reason)
                 return Outcome(503, {"run": run, "error": "kubernetes API unavailable"})
             if obj is None or (obj.get("metadata") or {}).get("uid") != claim.uid:
                 why = "no such run" if obj is None else "the run's uid is not the event's"
-                metrics.IGNORED.inc("unknown-run" if obj is None else "uid-mismatch")
+                metrics.ignored("unknown-run" if obj is None else "uid-mismatch")
                 log.warning(
                     "event %s (%s, uid %s) for %s: %s, nothing sent", event_id, claim.state, claim.uid, run, why
                 )

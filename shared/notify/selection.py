@@ -116,5 +116,5 @@ def _permitted(target: Target, event: RunEvent, config: FileConfig) -> bool:
         target.kind,
         place,
     )
-    metrics.REFUSED.inc(target.kind)
+    metrics.refused(target.kind)
     return False
