@@ -105,19 +105,24 @@ def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path
     }
     # The shipped Role cannot read Secrets: masking required (the default) refuses to go on;
     # only an explicit MASKING=optional goes on without the values.
-    with pytest.raises(Unreadable, match="403"):
-        SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod)
-    optional = SecretMaskers(_kube(cluster, tmp_path), "optional").for_pod(namespace, pod)
-    assert optional is not None and not optional.masker()
+    maskers = [SecretMaskers(_kube(cluster, tmp_path), mode) for mode in ("required", "optional", "required")]
+    try:
+        with pytest.raises(Unreadable, match="403"):
+            maskers[0].for_pod(namespace, pod)
+        optional = maskers[1].for_pod(namespace, pod)
+        assert optional is not None and not optional.masker()
 
-    grant_secret_reads(cluster, namespace)
-    secrets = SecretMaskers(_kube(cluster, tmp_path)).for_pod(namespace, pod)
-    assert secrets is not None
-    masker = secrets.masker()
-    assert masker.mask(b"auth token-bbbb-2222 ok") == b"auth *** ok"
-    assert masker.mask(b"key MIIEsecretline") == b"key ***"
-    # Only what the pod references is masked.
-    assert masker.mask(b"token-aaaa-1111 not-referenced") == b"token-aaaa-1111 not-referenced"
+        grant_secret_reads(cluster, namespace)
+        secrets = maskers[2].for_pod(namespace, pod)
+        assert secrets is not None
+        masker = secrets.masker()
+        assert masker.mask(b"auth token-bbbb-2222 ok") == b"auth *** ok"
+        assert masker.mask(b"key MIIEsecretline") == b"key ***"
+        # Only what the pod references is masked.
+        assert masker.mask(b"token-aaaa-1111 not-referenced") == b"token-aaaa-1111 not-referenced"
+    finally:
+        for each in maskers:
+            each.close()
 
 
 def test_secret_values_are_masked_in_streamed_logs(cluster: Cluster, sim: Simulator, namespace: str) -> None:

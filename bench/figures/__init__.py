@@ -8,6 +8,7 @@ from bench.figures.api_cost import api_cost
 from bench.figures.coldstart import coldstart
 from bench.figures.fanout import fanout
 from bench.figures.latency import latency
+from bench.figures.masking import masking
 from bench.figures.status import status
 from bench.figures.throughput import throughput
 from bench.harness import Bench, Figure
@@ -19,4 +20,5 @@ FIGURES: dict[str, tuple[str, Callable[[Bench, Figure], None]]] = {
     "status": ("4. /status: rate and latency vs kubectl get", status),
     "coldstart": ("5. Cold start of the status function", coldstart),
     "api": ("6. Kubernetes API requests per follow and per /status", api_cost),
+    "masking": ("7. Masking in-process: one pass per chunk, whatever the number of values", masking),
 }

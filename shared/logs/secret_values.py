@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 __all__ = ["PodSecrets", "SecretMaskers", "Unreadable", "secret_refs"]
 
 MODES = ("required", "optional", "off")
-CACHED_MASKERS = 64  # compiled maskers kept for reuse: followers of one run share them
+CACHED_MASKERS = 16  # compiled maskers kept for reuse: followers of one run share them
 
 # Secret name -> keys the pod uses (None: every key).
 Refs = dict[str, set[str] | None]
