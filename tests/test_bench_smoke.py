@@ -38,7 +38,7 @@ def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
     (result,) = tmp_path.glob("*.json")
     body = json.loads(result.read_text())
     figures = body["figures"]
-    assert set(figures) == set(FIGURES) == {"throughput", "latency", "fanout", "status", "coldstart", "api"}
+    assert set(figures) == set(FIGURES) == {"throughput", "latency", "fanout", "status", "coldstart", "api", "masking"}
     assert body["upstream"]["key"] == upstream and body["upstream"]["description"]
     for key, figure in figures.items():
         assert figure["error"] is None, (key, figure["error"])
@@ -55,6 +55,8 @@ def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
     for reader in ("kubectl logs --timestamps", "kubectl logs -f --timestamps", "/logs text", "/logs ndjson"):
         assert reader in throughput, reader
     assert any(name.startswith("/logs masked") for name in throughput)
+    masking = {m["name"] for m in figures["masking"]["metrics"]}
+    assert {"masking 20 secrets: one pass per chunk", "bundle: one pass / former design"} <= masking
     fanout = {m["name"]: m for m in figures["fanout"]["metrics"]}
     assert fanout["followers with identical, complete output"]["ok"] is True
     if upstream == "standin":
