@@ -36,10 +36,14 @@ import pytest
 import yaml
 from cloudevents.conversion import to_binary, to_structured
 from cloudevents.http import CloudEvent
+from kubernetes import client
 
+from shared.kube.client import Kube
+from shared.notify.lease import Lease
 from tests.sandbox import scenarios
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, Identity
 from tests.sandbox.simulator import Simulator
+from tests.support import grant_listener
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "tests" / "fixtures" / "events"
@@ -1010,3 +1014,63 @@ def test_the_watchers_deployment_is_valid_and_runs_the_watcher(cluster: Cluster,
     path = f"/apis/apps/v1/namespaces/{runs.namespace}/deployments?dryRun=All"
     status, text = cluster.raw("POST", path, cluster.admin, deployment)
     assert status == 201, text[:500]
+
+
+def test_the_lease_has_one_holder_and_changes_hands_only_after_it_expired(cluster: Cluster, runs: Runs) -> None:
+    kube = Kube(client.ApiClient(cluster.client_configuration()))
+    now = [0.0]
+    name = f"lease-{uuid.uuid4().hex[:6]}"
+
+    def candidate(identity: str) -> Lease:
+        return Lease(kube, runs.namespace, identity, duration=10, name=name, clock=lambda: now[0])
+
+    a, b, c = candidate("a"), candidate("b"), candidate("c")
+    assert a.try_acquire() and a.held
+    assert not b.try_acquire() and not b.held
+    now[0] = 5.0
+    assert a.try_acquire()  # renewed: b's view of the record changes at 5
+    assert not b.try_acquire()
+    now[0] = 14.0
+    assert not b.try_acquire(), "unchanged for 9 s only, as b observed it"
+    now[0] = 15.5  # a stopped renewing at 5: it is no leader past 15, and b takes over past 15
+    assert not a.held
+    assert b.try_acquire() and b.held
+    assert not a.try_acquire() and not a.held
+    # a write from a stale read loses (resourceVersion precondition): never two holders
+    stale = kube.get(b.path)
+    assert b.try_acquire()
+    assert not c._write("PUT", stale) and not c.held
+    holder = kube.get(b.path)["spec"]
+    assert holder["holderIdentity"] == "b" and holder["leaseTransitions"] == 1
+    b.release()
+    assert kube.get(b.path)["spec"]["holderIdentity"] == ""
+    assert c.try_acquire() and c.held, "a released Lease is taken at once"
+
+
+def test_only_notifys_role_may_patch_runs_and_nothing_more(
+    cluster: Cluster, runs: Runs, notify_identity: Identity
+) -> None:
+    run = runs.create("01-running", {})["pipelineRun"]["metadata"]["name"]
+    ns = runs.namespace
+    tekton = f"/apis/tekton.dev/v1/namespaces/{ns}"
+    leases = f"/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+    patch = {"metadata": {"annotations": {"x": "y"}}}
+    assert cluster.raw("PATCH", f"{tekton}/pipelineruns/{run}", notify_identity, patch, MERGE)[0] == 200
+    denied = {
+        "read secrets": ("GET", f"/api/v1/namespaces/{ns}/secrets", None),
+        "patch taskruns": ("PATCH", f"{tekton}/taskruns/x", patch),
+        "create pipelineruns": ("POST", f"{tekton}/pipelineruns", {"metadata": {"name": "sneaky"}}),
+        "delete pipelineruns": ("DELETE", f"{tekton}/pipelineruns/{run}", None),
+        "update another lease": ("PUT", f"{leases}/kube-scheduler", {"metadata": {"name": "kube-scheduler"}}),
+        "list leases": ("GET", leases, None),
+    }
+    for what, (method, path, body) in denied.items():
+        status, _ = cluster.raw(method, path, notify_identity, body, MERGE if method == "PATCH" else "application/json")
+        assert status == 403, what
+    # the read-only Role of logs/status/health still cannot write runs
+    grant_listener(cluster, ns)
+    deadline = time.monotonic() + 15
+    while cluster.raw("GET", f"{tekton}/pipelineruns", cluster.listener)[0] != 200:
+        assert time.monotonic() < deadline, "the listener's RoleBinding never took effect"
+        threading.Event().wait(0.1)
+    assert cluster.raw("PATCH", f"{tekton}/pipelineruns/{run}", cluster.listener, patch, MERGE)[0] == 403
