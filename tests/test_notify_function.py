@@ -913,6 +913,7 @@ def test_each_pipeline_task_gets_its_own_commit_status_linking_to_its_log(
     assert "step build exited 2" in compile_["description"] and compile_["description"].startswith("Failed (")
     assert github[f"{context}/cleanup"]["state"] == "success"
     assert github[context]["state"] == "failure"
+    assert github[context]["description"].startswith("Failed (Failed: task compile, step build exited 2; Tasks")
     gitlab = {s.body["name"]: s.body["state"] for s in standins.of("gitlab", sha=sha)}
     assert gitlab == {context: "failed", f"{context}/compile": "failed", f"{context}/cleanup": "success"}
     # the same event again: every per-task status is in the run's record, nothing is re-posted

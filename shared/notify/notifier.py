@@ -40,7 +40,7 @@ from shared.notify.record import DeliveryRecord
 from shared.notify.runs_api import ApiRuns, RunStore
 from shared.notify.selection import Target, select_targets
 from shared.notify.state import RunStates
-from shared.notify.tasks import COMMIT_KINDS, per_task, task_logs_url
+from shared.notify.tasks import COMMIT_KINDS, per_task, task_logs_url, with_failed_task
 from shared.runs.model import Obj
 
 log = logging.getLogger(__name__)
@@ -149,9 +149,12 @@ class Notifier:
             log.info("%s: %s (rank %d) after rank %d, dropped as stale", run, event.state, event.rank, record.rank)
             return Outcome(200, {"run": run, "state": event.state, "stale": True})
         targets = select_targets(event, self.settings, config)
+        commit_targets = any(t.kind in COMMIT_KINDS for t in targets)
+        taskruns = self.runs.taskruns(obj) if targets and (commit_targets or event.state == "failed") else []
+        event = with_failed_task(event, taskruns)
         pairs = [(event, t) for t in targets]
-        if any(t.kind in COMMIT_KINDS for t in targets):
-            pairs += per_task(event, targets, self.runs.taskruns(obj))
+        if commit_targets:
+            pairs += per_task(event, targets, taskruns)
         fresh_record = record.rank < 0
         todo = [(e, t) for e, t in pairs if t.wants(e.state) and not record.delivered(t.key, e.state, e.rank)]
         skipped = [t.kind for e, t in pairs if (e, t) not in todo]

@@ -4,8 +4,8 @@ For every TaskRun of the run (read from the API with the run), each GitLab/GitHu
 run gets a sibling target: status name / context `<run context>/<pipeline task>`, linking to
 that task's live log (`/logs/<ns>/<run>?task=<task>`), in the TaskRun's own state (its
 Succeeded condition, ranked like a run's). A failed task's description names the reason and
-the failed step with its exit code. Each is de-duplicated in the run's delivery record under
-its own key, like any target.
+the failed step with its exit code; a failed run's (for every kind of target) names its first
+failed task. Each is de-duplicated in the run's delivery record under its own key, like any target.
 """
 
 from __future__ import annotations
@@ -46,6 +46,19 @@ def task_event(run: RunEvent, taskrun: Obj) -> RunEvent:
         start_time=str(status_of(taskrun).get("startTime") or ""),
         completion_time=str(status_of(taskrun).get("completionTime") or ""),
     )
+
+
+def with_failed_task(run: RunEvent, taskruns: list[Obj]) -> RunEvent:
+    """A failed run's event naming the first task that failed and its step, ahead of the message:
+    `task compile, step build exited 2; Tasks Completed: 2 (Failed: 1, …)`."""
+    if run.state != "failed":
+        return run
+    for taskrun in sorted(taskruns, key=taskrun_start_key):
+        cond = succeeded_condition(taskrun)
+        if cond is not None and cond.status == "False":
+            where = ", ".join(x for x in (f"task {pipeline_task_of(taskrun)}", failed_step(taskrun)) if x)
+            return replace(run, message=f"{where}; {run.message}" if run.message else where)
+    return run
 
 
 def task_targets(targets: list[Target], task: str) -> list[Target]:
