@@ -226,3 +226,29 @@ def test_oidc_alone_is_a_configuration() -> None:
     assert auth.configured
     assert auth.authenticate("Basic Y2k6cHc=").status == 401
     assert AUDIENCE  # the issuer's default audience is what the listener is configured with
+
+
+def test_config_file_is_read_again_when_it_changes(issuer: Issuer, tmp_path: Path) -> None:
+    from shared.auth.oidc_config import ConfigFile
+
+    path = tmp_path / "oidc.yaml"
+    path.write_text(yaml.safe_dump(issuer.config()))
+    now = [1000.0]
+    source = ConfigFile(str(path))
+    check = OidcVerifier(source.load(), https_fetcher(str(issuer.ca_file)), source, clock=lambda: now[0])
+    other_project = issuer.token(project_path="group/other")
+    assert check.authenticate(other_project).status == 403
+    assert check.authenticate(issuer.token()).ok and issuer.jwks_requests == 1
+
+    changed = issuer.config()
+    changed["rules"][0]["claims"]["project_path"] = "group/other"
+    path.write_text(yaml.safe_dump(changed) + "# edited\n")
+    assert check.authenticate(other_project).status == 403  # checked at most once a second
+    now[0] += 1.5
+    assert check.authenticate(other_project).ok
+    assert check.authenticate(issuer.token()).status == 403
+    assert issuer.jwks_requests == 1  # the issuer did not change: its keys stay cached
+
+    path.write_text("issuers: [")  # broken: nothing is trusted until it is fixed
+    now[0] += 1.5
+    assert check.authenticate(other_project).error == "token issuer is not trusted"

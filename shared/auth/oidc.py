@@ -10,13 +10,15 @@ it may read: none matching is 403. PyJWT does the JOSE work; nothing here is han
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jwt
 
 from shared.auth.decision import REALM, Decision, Principal
-from shared.auth.oidc_config import OidcConfig, Rule, load_config
+from shared.auth.oidc_config import ConfigFile, OidcConfig, Rule
 from shared.auth.oidc_keys import FetchJson, IssuerKeys, KeysUnavailable, https_fetcher
 
 log = logging.getLogger(__name__)
@@ -56,16 +58,50 @@ def _claim_problem(err: jwt.PyJWTError) -> str:
 class OidcVerifier:
     """Checks OIDC bearer tokens against the configured issuers and rules."""
 
-    def __init__(self, config: OidcConfig, fetch: FetchJson) -> None:
-        self.config = config
-        self.keys = {iss: IssuerKeys(issuer, fetch) for iss, issuer in config.issuers.items()}
+    def __init__(
+        self,
+        config: OidcConfig,
+        fetch: FetchJson,
+        source: ConfigFile | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        reload_interval: float = 1.0,
+    ) -> None:
+        self._fetch = fetch
+        self._source = source
+        self._clock = clock
+        self._reload_interval = reload_interval
+        self._checked = clock()
+        self._reload_lock = threading.Lock()
+        self._install(config)
 
     @classmethod
-    def from_file(cls, path: str, ca_file: str | None = None) -> OidcVerifier | None:
-        config = load_config(path)
-        return cls(config, https_fetcher(ca_file)) if config is not None else None
+    def from_file(cls, path: str, ca_file: str | None = None) -> OidcVerifier:
+        source = ConfigFile(path)
+        return cls(source.load(), https_fetcher(ca_file), source)
+
+    def _install(self, config: OidcConfig) -> None:
+        # Issuers whose settings did not change keep their cached keys.
+        old = getattr(self, "keys", {})
+        self.keys = {
+            iss: old[iss] if iss in old and old[iss].issuer == issuer else IssuerKeys(issuer, self._fetch)
+            for iss, issuer in config.issuers.items()
+        }
+        self.config = config
+
+    def _maybe_reload(self) -> None:
+        if self._source is None or self._clock() - self._checked < self._reload_interval:
+            return
+        if not self._reload_lock.acquire(blocking=False):  # one thread checks, the others go on
+            return
+        try:
+            self._checked = self._clock()
+            if self._source.changed():
+                self._install(self._source.load())
+        finally:
+            self._reload_lock.release()
 
     def authenticate(self, token: str) -> Decision:
+        self._maybe_reload()
         try:
             header = jwt.get_unverified_header(token)
             unverified = jwt.decode(token, options={"verify_signature": False})

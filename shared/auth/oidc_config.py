@@ -17,12 +17,14 @@
 The first rule whose claims all match grants its namespaces (and run labels); a token no rule
 matches is refused with 403. A rule needs at least one claim: an issuer such as gitlab.com signs
 tokens for every project on it. Entries that do not parse are skipped and logged without their
-values; a file that does not parse disables OIDC (fail closed).
+values; a file that does not parse accepts no token until it is fixed (fail closed). The file is
+read again when it changes (`ConfigFile`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -70,6 +72,9 @@ class Rule:
 class OidcConfig:
     issuers: Mapping[str, Issuer]
     rules: tuple[Rule, ...]
+
+
+NOTHING_TRUSTED = OidcConfig({}, ())
 
 
 def claim_text(value: object) -> str | None:
@@ -194,3 +199,26 @@ def load_config(path: str) -> OidcConfig | None:
         log.error("%s", problem)
     log.info("OIDC: %d issuers, %d rules from %s", len(config.issuers), len(config.rules), path)
     return config
+
+
+class ConfigFile:
+    """OIDC_CONFIG and the version last loaded. A ConfigMap volume update swaps a symlink: the
+    real path and inode change; an edit in place changes size or mtime."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._state: tuple[str, int, int, int] | None = None
+
+    def _current(self) -> tuple[str, int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+            return os.path.realpath(self.path), st.st_ino, st.st_size, st.st_mtime_ns
+        except OSError:
+            return None
+
+    def changed(self) -> bool:
+        return self._current() != self._state
+
+    def load(self) -> OidcConfig:
+        self._state = self._current()
+        return load_config(self.path) or NOTHING_TRUSTED
