@@ -1,6 +1,7 @@
 """Writers: turn follow events into bytes for the HTTP response.
 
-Text mode prints lines like `tkn pipelinerun logs -f`: `[task : step] line`. NDJSON mode prints
+Text mode prints lines like `tkn pipelinerun logs -f`: `[task : step] line`, with what a step
+prints to move the cursor or erase shown as text (`shared.logs.controls`). NDJSON mode prints
 one JSON object per line for machines.
 
 With a `Tracker` (see `shared.logs.tracker`), a writer records every event it writes, so that the
@@ -15,6 +16,7 @@ resume token it hands out names exactly what went out before it:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from itertools import chain, repeat
@@ -22,6 +24,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from shared.logs.controls import neutralised, neutralised_text
 from shared.logs.events import AttemptDone, Event, Heartbeat, LogLines, Notice, RunFinished, RunStarted, StreamEnded
 from shared.logs.tracker import Tracker
 
@@ -78,12 +81,16 @@ class TextWriter:
 
     def write(self, event: Event) -> bytes:
         if isinstance(event, LogLines):
-            return self._lines(event)
+            # What would move the cursor or erase is shown as text: no step can paint over a
+            # prefix or fake a line of ours (shared/logs/controls.py).
+            data = neutralised(event.data)
+            return self._lines(event if data is event.data else dataclasses.replace(event, data=data))
         _track(self.tracker, event)
         text = self._text(event)
         if text is None:
             # The first byte goes out at once, so Knative's response-start timeout is met.
             return b"\r" if isinstance(event, Heartbeat | RunStarted) else b""
+        text = neutralised_text(text)
         if self.cursors:
             assert self.tracker is not None
             text = f"{self.tracker.line_prefix()} {text}"
