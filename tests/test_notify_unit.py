@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shared.kube.errors import KubeError, NotFound
 from shared.notify import metrics
 from shared.notify.config import ConfigError, RetryPolicy, Settings
 from shared.notify.delivery import Deliverer, retry_after_seconds
@@ -18,6 +19,7 @@ from shared.notify.hooks import REPLAY_WINDOW, slack_body, verify_signature
 from shared.notify.notifier import Notifier
 from shared.notify.protocol import Sender
 from shared.notify.record import RECORD_ANNOTATION, DeliveryRecord
+from shared.notify.runs_api import ApiRuns
 from shared.notify.selection import parse_states, select_targets
 from shared.notify.senders import (
     KINDS,
@@ -399,3 +401,17 @@ def test_annotations_choose_only_within_the_allow_list(tmp_path: Path, caplog: p
     cfg.write_text("allow: [{githubb: [x]}]\n")
     with pytest.raises(ConfigError, match="unknown keys"):
         settings({"NOTIFY_CONFIG": str(cfg)}).config.get()
+
+
+def test_a_resource_the_api_does_not_serve_is_not_taken_for_a_missing_run() -> None:
+    class Kube:
+        def __init__(self, detail: str) -> None:
+            self.detail = detail
+
+        def get_object(self, *args: Any) -> dict[str, Any]:
+            raise NotFound(404, "not found", self.detail)
+
+    assert ApiRuns(Kube('pipelineruns.tekton.dev "x" not found')).pipelinerun("ns", "x") is None  # type: ignore[arg-type]
+    with pytest.raises(KubeError) as e:  # a restarting apiserver, before its CRD handler serves the resource
+        ApiRuns(Kube("the server could not find the requested resource")).pipelinerun("ns", "x")  # type: ignore[arg-type]
+    assert e.value.status == 503

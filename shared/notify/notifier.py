@@ -105,9 +105,12 @@ class Notifier:
             try:
                 obj = self.runs.pipelinerun(claim.namespace, claim.name)
             except Forbidden as e:
+                # 503, not 200: a restarting apiserver refuses with 403 until its RBAC is loaded, and
+                # a genuine event must then be redelivered. Eventing's retries are bounded; a namespace
+                # notify's Role is not bound in ends dead-lettered, with this error in the log.
                 log.error("event %s for %s: the run cannot be read (%s), nothing sent", event_id, run, e.reason)
                 metrics.ignored("unreadable")
-                return Outcome(200, {"run": run, "ignored": "the run cannot be read"})
+                return Outcome(503, {"run": run, "error": "the run cannot be read"})
             except KubeError as e:
                 log.warning("event %s for %s: the API did not answer (%s)", event_id, run, e.reason)
                 return Outcome(503, {"run": run, "error": "kubernetes API unavailable"})

@@ -17,6 +17,8 @@ from shared.runs.model import Obj
 log = logging.getLogger(__name__)
 
 MERGE_PATCH = "application/merge-patch+json"
+# The apiserver's 404 message for a path it does not serve at all (a missing object names itself).
+UNSERVED = "the server could not find the requested resource"
 SAVE_ATTEMPTS = 5
 
 
@@ -39,7 +41,12 @@ class ApiRuns:
     def pipelinerun(self, namespace: str, name: str) -> Obj | None:
         try:
             return self.kube.get_object(PIPELINERUNS, namespace, name)
-        except NotFound:
+        except NotFound as e:
+            if e.detail.startswith(UNSERVED):
+                # Not "no such run": the resource itself is not served (yet), as while an apiserver
+                # restarts and its CRD handler has not caught up. Telling the two apart keeps a
+                # genuine event from being dropped then.
+                raise KubeError(503, "pipelineruns not served", e.detail) from None
             return None
 
     def taskruns(self, run: Obj) -> list[Obj]:
