@@ -14,6 +14,7 @@ import functions_framework
 from flask import Request, Response
 
 from shared.http.endpoint import endpoint
+from shared.http.observe import counted_lines
 from shared.http.query import LogQuery
 from shared.http.responses import HttpError, kube_errors_answered, streaming_response
 from shared.http.run_request import RunRequest, admit_stream, check_run_grant, parse_run_request
@@ -81,5 +82,5 @@ def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator
         if query.format == "ndjson"
         else TextWriter(query.timestamps, tracker, cursors=query.cursors)
     )
-    chunks = (b"".join(writer.write(event) for event in batch) for batch in follower.batches())
+    chunks = (b"".join(writer.write(event) for event in batch) for batch in counted_lines(follower.batches()))
     return chunks, writer.content_type

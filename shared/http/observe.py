@@ -22,6 +22,7 @@ from flask import Flask, Request, Response, g, request
 
 from shared import metrics
 from shared.config import Env, MetricsSettings, load
+from shared.logs.events import Event, LogLines
 from shared.metrics.server import serve
 
 log = logging.getLogger(__name__)
@@ -69,20 +70,28 @@ def note_run(request: Request, namespace: str, name: str) -> None:
 
 
 class _CountedBody:
-    """The response body as it is sent: bytes and lines counted, close passed on."""
+    """The response body as it is sent: bytes counted, close passed on."""
 
     def __init__(self, body: Iterable[bytes], function: str) -> None:
         self._body = body
         self._bytes = metrics.STREAMED_BYTES.labels(function)
-        self._lines = metrics.STREAMED_LINES.labels(function)
         self.sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._body:
             self.sent += len(chunk)
             self._bytes.inc(len(chunk))
-            self._lines.inc(chunk.count(b"\n"))
             yield chunk
+
+
+def counted_lines(batches: Iterable[list[Event]]) -> Iterator[list[Event]]:
+    """The follower's batches, their step log lines counted (the events know how many they hold:
+    counting newlines in the body would cost a pass over every byte)."""
+    for batch in batches:
+        lines = sum(event.lines for event in batch if isinstance(event, LogLines))
+        if lines:
+            metrics.STREAMED_LINES.inc(lines)
+        yield batch
 
     def close(self) -> None:
         close = getattr(self._body, "close", None)

@@ -33,7 +33,7 @@ OPEN_STREAMS = Gauge(
     "tpl_http_open_streams", "Streamed responses being sent", ["function"], multiprocess_mode="livesum"
 )
 STREAMED_BYTES = Counter("tpl_http_streamed_bytes", "Body bytes of streamed responses", ["function"])
-STREAMED_LINES = Counter("tpl_http_streamed_lines", "Newline-terminated lines of streamed responses", ["function"])
+STREAMED_LINES = Counter("tpl_logs_streamed_lines", "Step log lines sent by /logs (notices and heartbeats not counted)")
 RESUMES = Counter("tpl_logs_resumes", "Streams asked to resume (resume= or Last-Event-ID), by answer", ["code"])
 AUTH_FAILURES = Counter(
     "tpl_auth_failures", "Refused credentials, by scheme (basic, bearer, oidc, none) and answer", ["scheme", "code"]
