@@ -96,6 +96,8 @@ class SecretWatches:
         self.refused = refused
         self._lock = threading.Lock()
         self._secrets: dict[tuple[str, str], WatchedSecret] = {}
+        self._janitor: threading.Thread | None = None  # ends idle watches when no request comes
+        self._closed = threading.Event()
 
     def acquire(self, namespace: str, name: str) -> WatchedSecret:
         if name in self.refused:
@@ -107,6 +109,9 @@ class SecretWatches:
                 secret = WatchedSecret(namespace, name)
                 self._secrets[(namespace, name)] = secret
                 self._start(secret)
+                if self._janitor is None:
+                    self._janitor = threading.Thread(target=self._sweep, name="secret-watch-janitor", daemon=True)
+                    self._janitor.start()
             secret.users += 1
             return secret
 
@@ -117,7 +122,16 @@ class SecretWatches:
                 secret.idle_since = time.monotonic()
             self._expire()
 
+    def _sweep(self) -> None:
+        while not self._closed.wait(LINGER / 2):
+            with self._lock:
+                self._expire()
+                if not self._secrets:
+                    self._janitor = None
+                    return
+
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             for secret in self._secrets.values():
                 self._stop(secret)
