@@ -146,6 +146,11 @@ class MaskingStream(Generic[AnyStr]):
             raise TypeError(f"this stream masks {self._kind.__name__}, got {type(chunk).__name__}")
         if self._matcher is None:
             return chunk
+        if not self._tail and chunk.endswith(self._newline):
+            # Whole lines and nothing held (the log path's usual feed): one search, and without an
+            # occurrence the chunk goes out as it is.
+            spans = self._matcher.occurrences(chunk, len(chunk))
+            return self._emit(chunk, len(chunk), spans=spans) if spans else chunk
         buf = self._tail + chunk if self._tail else chunk
         # Every occurrence starting before `cut` lies wholly inside `buf` (it is at most max_len
         # long), so masking up to `cut` decides exactly what the unsplit text would. After the last
@@ -167,13 +172,13 @@ class MaskingStream(Generic[AnyStr]):
             return self._kind()
         return self._emit(self._tail, len(self._tail), final=True)
 
-    def _emit(self, buf: AnyStr, cut: int, final: bool = False) -> AnyStr:
+    def _emit(self, buf: AnyStr, cut: int, final: bool = False, spans: list[tuple[int, int]] | None = None) -> AnyStr:
         out: list[AnyStr] = []
         masks = 0
         covered = self._covered  # end of the current merged mask, relative to buf
         pos = covered  # first character not yet emitted (or dropped as part of a mask)
         assert self._matcher is not None
-        for start, end in self._matcher.occurrences(buf, cut):
+        for start, end in self._matcher.occurrences(buf, cut) if spans is None else spans:
             if start < covered:
                 covered = max(covered, end)  # overlaps the current mask: extend it
             else:

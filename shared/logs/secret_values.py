@@ -147,11 +147,16 @@ class PodSecrets:
         self._maskers = maskers
         self._secrets = secrets
         self._key: tuple[Any, ...] | None = None
+        self._changes = -1  # SecretWatches.changes when the masker was last checked
         self._masker: SecretMasker | None = None
         self._closed = False
 
     def masker(self) -> SecretMasker:
         """The masker for the values known now (cheap when nothing changed since the last call)."""
+        changes = self._maskers.watches.changes[0]
+        if changes == self._changes and self._masker is not None:
+            return self._masker
+        self._changes = changes
         key = tuple((id(secret), secret.version, keys) for secret, keys in self._secrets)
         if key != self._key or self._masker is None:
             values: list[bytes] = []

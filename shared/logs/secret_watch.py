@@ -46,6 +46,7 @@ class WatchedSecret:
     read: bool = False  # listed at least once, and it existed
     problem: str = ""  # why it cannot be read (empty: no problem known)
     version: int = 0  # bumped on every change of `values`, `read` or `problem`
+    changes: list[int] = field(default_factory=lambda: [0])  # shared by all: bumped with any version
     _retrying: bool = False  # the problem is a transient one the watch retries
     users: int = 0
     idle_since: float = 0.0
@@ -78,13 +79,17 @@ class WatchedSecret:
                 except (binascii.Error, ValueError, TypeError):
                     continue
             self.read, self.problem = True, ""
-            self.version += 1
-            self.cond.notify_all()
+            self._bump()
 
     def _set_problem(self, problem: str, retrying: bool) -> None:
         # Called with self.cond held.
         self.problem, self._retrying = problem, retrying
+        self._bump()
+
+    def _bump(self) -> None:
+        # Called with self.cond held.
         self.version += 1
+        self.changes[0] += 1
         self.cond.notify_all()
 
 
@@ -96,6 +101,7 @@ class SecretWatches:
         self.refused = refused
         self._lock = threading.Lock()
         self._secrets: dict[tuple[str, str], WatchedSecret] = {}
+        self.changes = [0]  # bumped on any change of any watched Secret: a cheap "anything new?"
         self._janitor: threading.Thread | None = None  # ends idle watches when no request comes
         self._closed = threading.Event()
 
@@ -106,7 +112,7 @@ class SecretWatches:
             self._expire()
             secret = self._secrets.get((namespace, name))
             if secret is None or secret.stop.is_set():
-                secret = WatchedSecret(namespace, name)
+                secret = WatchedSecret(namespace, name, changes=self.changes)
                 self._secrets[(namespace, name)] = secret
                 self._start(secret)
                 if self._janitor is None:
