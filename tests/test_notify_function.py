@@ -954,6 +954,18 @@ def wait_for(check: Any, what: str, timeout: float = 30.0) -> None:
         threading.Event().wait(0.05)
 
 
+def watched_namespace(
+    cluster: Cluster, identity: Identity, env: dict[str, str], tmp_path: Path
+) -> tuple[Runs, dict[str, str]]:
+    """A namespace of its own for a watcher (it reports every run there), and the watcher's env."""
+    watched = Runs(cluster, f"notify-watch-{uuid.uuid4().hex[:6]}")
+    bind_notify(cluster, identity, watched.namespace)
+    config = tmp_path / "watch.yaml"
+    allow = {"gitlab": ["group/app"], "github": ["example/*"], "slack": ["default"], "webhook": ["default"]}
+    config.write_text(yaml.safe_dump({"allow": [{"namespaces": [watched.namespace], **allow}]}))
+    return watched, env | {"NAMESPACE": watched.namespace, "NOTIFY_CONFIG": str(config), "NOTIFY_LEASE_SECONDS": "3"}
+
+
 def test_the_watch_fed_mode_posts_what_the_event_fed_one_does(
     function: Function,
     standins: StandIns,
@@ -972,12 +984,7 @@ def test_the_watch_fed_mode_posts_what_the_event_fed_one_does(
         assert post(function, state, runs.step(events["pipelineRun"]["metadata"]["name"], fixture))[0] == 200
 
     # watch-fed, in a namespace of its own
-    watched = Runs(cluster, f"notify-watch-{uuid.uuid4().hex[:6]}")
-    bind_notify(cluster, notify_identity, watched.namespace)
-    config = tmp_path / "watch.yaml"
-    allow = {"gitlab": ["group/app"], "github": ["example/*"], "slack": ["default"], "webhook": ["default"]}
-    config.write_text(yaml.safe_dump({"allow": [{"namespaces": [watched.namespace], **allow}]}))
-    watch_env = env | {"NAMESPACE": watched.namespace, "NOTIFY_CONFIG": str(config), "NOTIFY_LEASE_SECONDS": "3"}
+    watched, watch_env = watched_namespace(cluster, notify_identity, env, tmp_path)
     sha_watch = fresh_sha()
     first = WatcherProcess(watch_env, tmp_path / "watcher-1.log")
     try:
@@ -1077,3 +1084,31 @@ def test_only_notifys_role_may_patch_runs_and_nothing_more(
         assert time.monotonic() < deadline, "the listener's RoleBinding never took effect"
         threading.Event().wait(0.1)
     assert cluster.raw("PATCH", f"{tekton}/pipelineruns/{run}", cluster.listener, patch, MERGE)[0] == 403
+
+
+def test_the_watcher_carries_on_through_an_apiserver_restart(
+    standins: StandIns, cluster: Cluster, notify_identity: Identity, env: dict[str, str], tmp_path: Path
+) -> None:
+    watched, watch_env = watched_namespace(cluster, notify_identity, env, tmp_path)
+    metrics_port = free_port()
+    watcher = WatcherProcess(watch_env | {"METRICS_PORT": str(metrics_port)}, tmp_path / "watcher.log")
+    sha = fresh_sha()
+    try:
+        run = watched.create("01-queued", dict(ALL, **{f"{PREFIX}sha": sha}))
+        name = run["pipelineRun"]["metadata"]["name"]
+        wait_for(lambda: watched.record(name).get("rank") == 0, "queued reported")
+        cluster.restart_apiserver()
+        watched.step(name, "01-running")
+        wait_for(lambda: watched.record(name).get("rank") == 2, "running reported after the restart", 90)
+        watched.step(name, "01-successful")
+        wait_for(lambda: watched.record(name).get("rank") == 4, "successful reported", 60)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as resp:
+            scraped = resp.read().decode()
+    finally:
+        watcher.stop()
+    assert states_of(standins, "gitlab", sha) == ["pending", "running", "success"]
+    assert states_of(standins, "github", sha) == ["pending", "pending", "success"]
+    watches = [line for line in scraped.splitlines() if line.startswith("tpl_kube_requests_total{")]
+    opened = sum(float(line.rsplit(" ", 1)[1]) for line in watches if 'verb="watch"' in line and "pipelineruns" in line)
+    assert opened >= 2, "the watch was opened again after the restart"
+    assert "broke" in watcher.log_path.read_text() or "retrying" in watcher.log_path.read_text()

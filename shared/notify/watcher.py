@@ -10,7 +10,8 @@ changed while it was down: at-least-once across restarts. A report that failed t
 
 Leader election (`lease`): only the holder of the Lease `tekton-listener-notify` watches, so
 two replicas never race on one run; one that loses the Lease stops watching and campaigns again.
-`NOTIFY_LEADER_ELECTION=off` runs without it (one replica only). SIGTERM stops it.
+`NOTIFY_LEADER_ELECTION=off` runs without it (one replica only). SIGTERM stops it. Metrics
+(deliveries, API requests, the notifier's counters) on `METRICS_PORT`, as for the functions.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import socket
 import threading
 from typing import Any
 
-from shared.config import Env
+from shared.config import Env, MetricsSettings, load
 from shared.kube.client import PIPELINERUNS, KubeError
 from shared.kube.listwatch import Listed, ListWatch
 from shared.kube.retry import Backoff
+from shared.metrics.server import serve
 from shared.notify.lease import Lease
 from shared.notify.notifier import Notifier
 from shared.runs.model import Obj
@@ -115,6 +117,10 @@ def main() -> None:
     if env.switch("NOTIFY_LEADER_ELECTION", True):
         identity = f"{env.text('POD_NAME') or socket.gethostname()}_{os.getpid()}"
         lease = Lease(notifier.kube, namespace, identity, env.number("NOTIFY_LEASE_SECONDS", 15.0, low=3, high=300))
+    try:  # deliveries, API requests and the notifier's counters on METRICS_PORT, as for the functions
+        serve(load(MetricsSettings, env))
+    except Exception:  # metrics must never keep the watcher from running
+        log.exception("starting the metrics server failed")
     watcher = Watcher(notifier, namespace, lease, stop)
     signal.signal(signal.SIGTERM, watcher.shutdown)
     signal.signal(signal.SIGINT, watcher.shutdown)
