@@ -139,10 +139,11 @@ class ListenerPods:
     def restarts(self, name: str) -> int:
         return sum(box.get("restartCount", 0) for box in self.get(name)["status"].get("containerStatuses") or [])
 
-    def log(self, name: str) -> str:
-        """The container's own log, as `kubectl logs` reads it through the kubelet."""
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{name}/log"
-        status, text = self.cluster.raw("GET", path, self.cluster.admin)
+    def log(self, name: str, follow: bool = False) -> str:
+        """The container's own log, as `kubectl logs` reads it through the kubelet; with `follow`,
+        everything until the container exits (what it logs at stop included)."""
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{name}/log" + ("?follow=true" if follow else "")
+        status, text = self.cluster.raw("GET", path, self.cluster.admin, timeout=120)
         if status != 200:
             raise ApiError(status, text, "GET", path)
         return text

@@ -16,12 +16,15 @@ import base64
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from shared.logs.writers import RESUME_MARK
 from tests.image import image_ref, require_engine
 from tests.image_container import trouble
 from tests.listener_pods import ListenerPods, rbac_documents
@@ -30,11 +33,13 @@ from tests.sandbox.node import unavailable_reason
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
 from tests.support import PASSWORD, USER, strip_heartbeats, task_lines
+from tests.test_image_runtime import held_run
 from tests.test_manifests import FUNCTIONS, container, knative_services
 
 NS = LISTENER_NAMESPACE
 TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
-pytestmark = pytest.mark.timeout(600)
+# Setup includes waiting for the machine-wide real-node lock (up to 600 s) where others hold it.
+pytestmark = pytest.mark.timeout(900)
 
 
 @dataclass
@@ -148,6 +153,44 @@ def test_the_pods_identity_holds_the_role_and_nothing_else(deployed: Deployed) -
         assert cluster.raw("POST", f"/api/v1/namespaces/{NS}/pods", who, {"metadata": {"name": "x"}})[0] == 403
     service = cluster.api("GET", "/api/v1/namespaces/default/services/kubernetes")
     assert service["spec"]["clusterIP"] == KUBERNETES_SERVICE_IP
+
+
+def test_deleting_a_logs_pod_ends_its_open_stream_with_a_resume_cursor(deployed: Deployed) -> None:
+    # A pod of its own: the kubelet's SIGTERM, as when Knative scales a revision down.
+    pods = deployed.pods
+    name = pods.create("logs")
+    address = pods.wait_ready(name)
+    port = container(knative_services()["logs"])["ports"][0]["containerPort"]
+    grace = pods.get(name)["spec"]["terminationGracePeriodSeconds"]
+    with ThreadPoolExecutor(1) as pool:
+        own_log = pool.submit(pods.log, name, True)
+        run, hold = held_run(deployed.sim)
+        follow = subprocess.Popen(
+            ["curl", "-sS", "-N", "--user", f"{USER}:{PASSWORD}", f"http://{address}:{port}/logs/{run.name}?wait=60"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            assert follow.stdout is not None
+            first = follow.stdout.readline()  # the held step's first line, then silence
+            assert first.lstrip(b"\r").startswith(b"["), first
+            began = time.monotonic()
+            pods.delete(name)
+            rest, err = follow.communicate(timeout=60)
+            stopped = time.monotonic() - began
+        finally:
+            hold.set()
+            follow.kill()
+        log = own_log.result(120)
+    assert follow.returncode == 0, err  # the chunked body ended cleanly
+    lines = (first + rest).split(b"\n")
+    assert lines[-1] == b"" and b"shutting down" in lines[-2] and RESUME_MARK.encode() in lines[-2], lines[-3:]
+    # From the delete to the stream's end, the kubelet's part included: well inside the shortest
+    # grace period service.yaml gives any function (Knative sets it to timeoutSeconds).
+    shortest = min(ksvc["spec"]["template"]["spec"]["timeoutSeconds"] for ksvc in knative_services().values())
+    assert stopped < shortest / 2 and shortest <= grace, (stopped, shortest, grace)
+    assert trouble(log) == [], log[-3000:]
+    run.wait(60)
 
 
 def test_no_pod_logged_an_error_or_restarted(deployed: Deployed) -> None:
