@@ -161,9 +161,10 @@ class AuthSettings:
     auth_file: str | None = setting("AUTH_FILE", None)
     # Seconds a verified credential is remembered, so bcrypt runs once per client, not per request.
     cache_ttl: float = setting("AUTH_CACHE_TTL", 60.0)
-    # Failed logins allowed per address and per user within `failure_window` seconds (0: no limit).
+    # Failed logins allowed per client (an address, an IPv6 /64) and per (user, client) within
+    # `failure_window` seconds (0: no limit); repeat offenders back off exponentially.
     max_failures_per_address: int = setting("AUTH_MAX_FAILURES_PER_ADDRESS", 10)
-    max_failures_per_user: int = setting("AUTH_MAX_FAILURES_PER_USER", 20)
+    max_failures_per_user: int = setting("AUTH_MAX_FAILURES_PER_USER", 5)
     failure_window: float = setting("AUTH_FAILURE_WINDOW", 60.0, low=1)
     # Cost of the dummy hash unknown users are checked against (timing like a real user's).
     bcrypt_cost: int = setting("AUTH_BCRYPT_COST", DEFAULT_BCRYPT_COST, low=4, high=31)
@@ -173,12 +174,22 @@ class AuthSettings:
     oidc_ca_file: str | None = setting("OIDC_CA_FILE", None)
 
 
+# Knative Serving's default max-revision-timeout-seconds: no request outlives it.
+MAX_WAIT_BOUND = 600.0
+
+
 @dataclass(frozen=True)
 class StreamSettings:
-    """Caps on concurrent log streams: per principal (0: none), in total (0: none)."""
+    """Caps on concurrent log streams and waits: per principal (0: none), in total (0: only the
+    thread reservation below)."""
 
     per_principal: int = setting("LOGS_MAX_STREAMS_PER_PRINCIPAL", 10)
     total: int = setting("LOGS_MAX_STREAMS", 0)
+    # Streams and waits may hold at most THREADS worker threads (functions-framework's setting; 0:
+    # its default, cores x 4); gunicorn runs RESERVED_THREADS more, which only short requests
+    # (/status, probes) ever find free.
+    threads: int = setting("THREADS", 0, 0, 10000)
+    reserved_threads: int = setting("RESERVED_THREADS", 2, 0, 1000)
     # Seconds a refused client is told to wait (Retry-After).
     retry_after: int = setting("LOGS_STREAM_RETRY_AFTER", 10, low=1)
 
@@ -205,9 +216,10 @@ class Settings:
     kubeconfig: str | None = setting("KUBECONFIG", None)
     port: int = setting("PORT", 8080, 1, 65535)
     # How long /logs and /status wait for a run that does not exist yet (trigger -> logs race).
-    run_wait_seconds: float = setting("RUN_WAIT_SECONDS", 60.0, 0, 3600)
-    # Upper bound on ?wait= for /logs and /status.
-    max_wait_seconds: float = setting("MAX_WAIT_SECONDS", 3600.0, 0, 86400)
+    run_wait_seconds: float = setting("RUN_WAIT_SECONDS", 60.0, 0, MAX_WAIT_BOUND)
+    # Upper bound on ?wait= for /logs and /status: below the platform's request timeout, so a wait
+    # ends with an answer rather than a cut.
+    max_wait_seconds: float = setting("MAX_WAIT_SECONDS", 590.0, 0, MAX_WAIT_BOUND)
     # Bytes sent on a silent stream so proxies and Knative's idle timeout keep it open.
     heartbeat_seconds: float = setting("HEARTBEAT_SECONDS", 15.0, 0, 3600)
     # End a stream cleanly just before the platform would cut it (0: never).

@@ -342,25 +342,26 @@ def test_cached_credentials_pass_a_blocked_address(make_auth: Callable[..., Auth
     assert auth.authenticate(basic("alice", ALICE_PW), "10.0.0.9").ok  # proven recently: allowed
 
 
-def test_failures_per_user_block_new_addresses_only(make_auth: Callable[..., Authenticator]) -> None:
+def test_failures_per_user_block_only_the_guessing_client(make_auth: Callable[..., Authenticator]) -> None:
+    """The per-user limit keys on (user, client) (issue 15): a guesser blocks itself, never the
+    user elsewhere, not even on an address the user never used before."""
     auth = make_auth(max_failures_per_address=0, max_failures_per_user=3, failure_window=60, cache_ttl=0)
-    assert auth.authenticate(basic("alice", ALICE_PW), "10.0.0.1").ok  # alice's usual address
-    for i in range(3):  # a distributed guesser, one attempt per address
-        assert auth.authenticate(basic("alice", "guess"), f"192.0.2.{i}").status == 401
-    guess = auth.authenticate(basic("alice", "guess"), "192.0.2.100")
+    for _ in range(3):
+        assert auth.authenticate(basic("alice", "guess"), "192.0.2.1").status == 401
+    guess = auth.authenticate(basic("alice", "guess"), "192.0.2.1")
     assert guess.status == 429 and int(guess.headers["Retry-After"]) == 60
-    # The real alice keeps working from an address she used before (no lock-out DoS) ...
-    assert auth.authenticate(basic("alice", ALICE_PW), "10.0.0.1").ok
-    # ... from a new address she waits out the window like the guesser; other users are unaffected.
-    assert auth.authenticate(basic("alice", ALICE_PW), "10.0.0.2").status == 429
-    assert auth.authenticate(basic("bob", BOB_PW), "192.0.2.100").ok
+    assert auth.authenticate(basic("alice", ALICE_PW), "192.0.2.1").status == 429  # that client waits
+    for i in range(20):  # a distributed guesser, one attempt per address
+        assert auth.authenticate(basic("alice", "guess"), f"198.51.100.{i}").status == 401
+    assert auth.authenticate(basic("alice", ALICE_PW), "10.0.0.2").ok  # a brand-new address: in
+    assert auth.authenticate(basic("bob", BOB_PW), "192.0.2.1").ok  # other users from that client
 
 
 def test_per_user_limit_applies_to_unknown_names_too(make_auth: Callable[..., Authenticator]) -> None:
     """Otherwise 429-versus-401 would tell which names exist."""
     auth = make_auth(max_failures_per_address=0, max_failures_per_user=2)
     for name in ("alice", "nobody"):
-        statuses = [auth.authenticate(basic(name, "guess"), f"192.0.2.{i}").status for i in range(3)]
+        statuses = [auth.authenticate(basic(name, "guess"), "192.0.2.9").status for _ in range(3)]
         assert statuses == [401, 401, 429]
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from shared.auth import Principal, StreamLimiter, StreamLimitExceeded
-from shared.auth.limits import RecentSet, SlidingWindow
+from shared.auth.limits import SlidingWindow
 
 
 class FakeClock:
@@ -44,18 +44,6 @@ def test_sliding_window_memory_is_bounded() -> None:
     assert len(window) <= 100
     window.hit("attacker")
     assert window.retry_after("attacker") == 0 and window.hit("attacker")
-
-
-def test_recent_set_expires_and_is_bounded() -> None:
-    clock = FakeClock()
-    recent = RecentSet(ttl=5, clock=clock, max_keys=10)
-    recent.add("a")
-    assert "a" in recent
-    clock.now = 5
-    assert "a" not in recent
-    for i in range(50):
-        recent.add(i)
-    assert 49 in recent and 0 not in recent
 
 
 def test_stream_limiter_per_principal() -> None:

@@ -51,6 +51,12 @@ FUNC_YAMLS = {
 }
 FUNCTIONS = ("health", "logs", "status", "notify")
 SERVICE_ACCOUNT = "tekton-pipeline-listener"
+SERVICE_ACCOUNTS = {
+    "logs": SERVICE_ACCOUNT,
+    "status": "tekton-listener-status",
+    "health": "tekton-listener-health",
+    "notify": "tekton-listener-notify",
+}
 CREDENTIALS_SECRET = "tekton-pipeline-listener-credentials"
 # Knative's default `max-revision-timeout-seconds` (config-defaults).
 MAX_REVISION_TIMEOUT_SECONDS = 600
@@ -171,6 +177,13 @@ def test_service_yaml_covers_every_piece() -> None:
             "ServiceAccount/tekton-pipeline-listener",
             "Role/tekton-pipeline-listener",
             "RoleBinding/tekton-pipeline-listener",
+            "ServiceAccount/tekton-listener-status",
+            "Role/tekton-listener-status",
+            "RoleBinding/tekton-listener-status",
+            "ServiceAccount/tekton-listener-health",
+            "NetworkPolicy/tekton-listener-health",
+            "NetworkPolicy/tekton-listener-logs",
+            "NetworkPolicy/tekton-listener-status",
             "ServiceAccount/tekton-listener-notify",
             "Role/tekton-listener-notify",
             "RoleBinding/tekton-listener-notify",
@@ -252,8 +265,8 @@ def test_knative_service_rules(function: str) -> None:
     assert DURATION.match(annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"])
 
     spec = template["spec"]
-    # notify alone writes (its delivery record on runs): its own ServiceAccount and Role
-    assert spec["serviceAccountName"] == ("tekton-listener-notify" if function == "notify" else SERVICE_ACCOUNT)
+    # One ServiceAccount per function (the logs one keeps the project's name).
+    assert spec["serviceAccountName"] == SERVICE_ACCOUNTS[function]
     timeout = spec["timeoutSeconds"]
     assert 0 < timeout <= MAX_REVISION_TIMEOUT_SECONDS
     assert 0 < spec["responseStartTimeoutSeconds"] <= timeout
@@ -312,8 +325,29 @@ def test_logs_has_room_for_long_streams() -> None:
     spec = knative_services()["logs"]["spec"]["template"]["spec"]
     assert spec["timeoutSeconds"] == MAX_REVISION_TIMEOUT_SECONDS
     assert spec["idleTimeoutSeconds"] == spec["timeoutSeconds"], "a silent step must not cut the stream"
-    others = [knative_services()[name]["spec"]["template"]["spec"]["timeoutSeconds"] for name in ("health", "status")]
-    assert all(timeout < spec["timeoutSeconds"] for timeout in others)
+    assert knative_services()["health"]["spec"]["template"]["spec"]["timeoutSeconds"] < spec["timeoutSeconds"]
+
+
+@pytest.mark.parametrize("function", ["logs", "status"])
+def test_a_wait_ends_with_an_answer_not_a_cut(function: str) -> None:
+    """`?wait=` sends nothing until the run exists (logs) or is done (status): every Knative
+    timeout must let the longest allowed wait finish, within the platform's cap (issue 15)."""
+    from shared.config import MAX_WAIT_BOUND, Settings
+
+    ksvc = knative_services()[function]
+    spec = ksvc["spec"]["template"]["spec"]
+    longest = Settings.from_env({k: v for k, v in container_env(ksvc).items() if not v.startswith("secret:")})
+    assert longest.max_wait_seconds <= MAX_WAIT_BOUND <= MAX_REVISION_TIMEOUT_SECONDS
+    for timeout in ("timeoutSeconds", "responseStartTimeoutSeconds", "idleTimeoutSeconds"):
+        assert spec[timeout] >= longest.max_wait_seconds + 5, (function, timeout)
+    # Waits cannot take every request slot queue-proxy gives a status instance (logs serves no
+    # short requests; its probes bypass queue-proxy's concurrency limit).
+    from shared.auth import StreamLimiter
+
+    limiter = StreamLimiter.from_settings(longest.streams)
+    capacity = min(n for n in (limiter.total, limiter.capacity) if n)
+    if function == "status":
+        assert spec["containerConcurrency"] - capacity >= 2, capacity
 
 
 def test_http_route_paths_rewrites_and_timeouts() -> None:
@@ -428,11 +462,18 @@ RUNS_NS = "ci-runs"
 OTHER_NS = "other-runs"
 
 
+# Tokens for the other functions' ServiceAccounts, as their pods would hold them (health's has
+# none mounted; a token made for it anyway shows its account can do nothing either).
+FUNCTION_TOKENS = {
+    name: Identity.service_account(RUNS_NS, account) for name, account in SERVICE_ACCOUNTS.items() if name != "logs"
+}
+
+
 @pytest.fixture(scope="module")
 def rbac() -> Iterator[tuple[Cluster, Identity]]:
-    """A sandbox of its own, with a token for the ServiceAccount of service.yaml in RUNS_NS."""
+    """A sandbox of its own, with a token for each ServiceAccount of service.yaml in RUNS_NS."""
     identity = Identity.service_account(RUNS_NS, SERVICE_ACCOUNT)
-    with Cluster.start(extra_identities=[identity]) as running:
+    with Cluster.start(extra_identities=[identity, *FUNCTION_TOKENS.values()]) as running:
         for ns in (RUNS_NS, OTHER_NS):
             running.ensure_namespace(ns)
         yield running, identity
@@ -461,6 +502,47 @@ def _pod_with_log(cluster: Cluster, namespace: str, name: str, text: bytes) -> N
     cluster.store.add_pod(namespace, name, ["step-build"])
     cluster.store.start(namespace, name, "step-build")
     cluster.store.write(namespace, name, "step-build", text)
+
+
+def test_one_service_account_per_function_with_only_what_it_needs() -> None:
+    docs = service_documents()
+    accounts = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ServiceAccount"}
+    roles = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Role"}
+    bound = {d["subjects"][0]["name"]: d["roleRef"]["name"] for d in docs if d["kind"] == "RoleBinding"}
+    assert len(set(SERVICE_ACCOUNTS.values())) == len(FUNCTIONS) and set(SERVICE_ACCOUNTS.values()) <= set(accounts)
+    # health talks to no API: no Role, and no token in its pods to steal.
+    assert accounts[SERVICE_ACCOUNTS["health"]]["automountServiceAccountToken"] is False
+    assert SERVICE_ACCOUNTS["health"] not in bound
+    for name in ("logs", "status", "notify"):
+        assert accounts[SERVICE_ACCOUNTS[name]]["automountServiceAccountToken"] is True
+    granted = {
+        account: {(r, v) for rule in roles[role]["rules"] for r in rule["resources"] for v in rule["verbs"]}
+        for account, role in bound.items()
+    }
+    for account, grants in granted.items():
+        assert not any("*" in item or r == "secrets" for item in grants for r in item), account
+    status = granted[SERVICE_ACCOUNTS["status"]]
+    runs = {("pipelineruns", verb) for verb in ("get", "list", "watch")}
+    assert status == runs | {("taskruns", "list")}
+    writes = {"create", "update", "patch", "delete", "deletecollection"}
+    assert not {g for g in granted[SERVICE_ACCOUNTS["logs"]] if g[1] in writes}
+
+
+def test_a_network_policy_per_service() -> None:
+    policies = {
+        d["spec"]["podSelector"]["matchLabels"]["serving.knative.dev/service"]: d
+        for d in service_documents()
+        if d["kind"] == "NetworkPolicy"
+    }
+    for function, ksvc in knative_services().items():
+        policy = policies[ksvc["metadata"]["name"]]
+        assert "Ingress" in policy["spec"]["policyTypes"], function
+        if function != "notify":  # notify's own policy (its ingress) comes with its event authentication
+            assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"], function
+            ports = {p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]}
+            assert 8012 in ports, f"{function}: queue-proxy's port must stay reachable"
+    health = policies["tekton-listener-health"]["spec"]["egress"]
+    assert {p["port"] for rule in health for p in rule["ports"]} == {53}, "health reaches nothing but DNS"
 
 
 def test_shipped_role_grants_exactly_read_access_to_runs_pods_and_logs(rbac: tuple[Cluster, Identity]) -> None:
@@ -869,3 +951,24 @@ def test_credentials_secret_is_documented_not_shipped() -> None:
     docs = (ROOT / "docs" / "deploy.md").read_text()
     assert f"kubectl create secret generic {CREDENTIALS_SECRET}" in docs
     assert "kind: Secret" not in SERVICE_YAML.read_text()
+
+
+def test_each_function_token_reaches_only_its_own_objects(rbac: tuple[Cluster, Identity]) -> None:
+    """A stolen status token reads no logs, pods or Secrets; health's account reads nothing.
+    (After the shipped-Role test, which needs the sandbox without bindings first.)"""
+    cluster, _ = rbac
+    for doc in service_documents():
+        if doc["kind"] in {"ServiceAccount", "Role", "RoleBinding"}:
+            cluster.apply(in_namespace(doc, RUNS_NS))
+    runs = f"/apis/tekton.dev/v1/namespaces/{RUNS_NS}"
+    pods = f"/api/v1/namespaces/{RUNS_NS}/pods"
+    status_sa, health_sa = FUNCTION_TOKENS["status"], FUNCTION_TOKENS["health"]
+    deadline = time.monotonic() + 15
+    while cluster.raw("GET", f"{runs}/pipelineruns", status_sa)[0] != 200:
+        assert time.monotonic() < deadline, "the status RoleBinding never took effect"
+        time.sleep(0.1)  # RBAC reaches the authorizer through an informer
+    assert cluster.raw("GET", f"{runs}/taskruns", status_sa)[0] == 200
+    for path in (pods, f"{pods}/any/log", f"/api/v1/namespaces/{RUNS_NS}/secrets", f"{runs}/taskruns/x"):
+        assert cluster.raw("GET", path, status_sa)[0] == 403, path
+    for path in (f"{runs}/pipelineruns", pods, f"/api/v1/namespaces/{RUNS_NS}/secrets"):
+        assert cluster.raw("GET", path, health_sa)[0] == 403, path

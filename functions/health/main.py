@@ -1,4 +1,7 @@
-"""GET /health: liveness of the service; cheap, open, JSON. Also the probe paths."""
+"""GET /health: liveness of the service; cheap, open, JSON. Also the probe paths.
+
+It never talks to Kubernetes (its pods carry no ServiceAccount token), so its readiness does not
+ask the API either."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from shared.http.service import Service
 
 
 @functions_framework.http
-@endpoint
+@endpoint(kubernetes=False)
 def health(request: Request, svc: Service) -> Response:
     if request.path.rstrip("/") != "/health":
         raise HttpError(404, "no such path; use /health, /health/liveness or /health/readiness")

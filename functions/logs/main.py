@@ -37,7 +37,9 @@ def logs(request: Request, svc: Service) -> Response:
     lease = admit_stream(svc, req.principal)
     try:
         with kube_errors_answered(req.run.what):
-            run = find_pipelinerun(svc.kube, req.run.namespace, req.run.name, req.query.wait, svc.shutdown)
+            run = find_pipelinerun(
+                svc.kube, req.run.namespace, req.run.name, req.query.wait, svc.shutdown, req.client_gone
+            )
         check_run_grant(req.principal, run, req.run)
         with kube_errors_answered(req.run.what):
             _check_masking(svc, run)

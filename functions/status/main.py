@@ -25,7 +25,7 @@ def status(request: Request, svc: Service) -> Response:
     req = parse_run_request(request, svc, "status", StatusQuery.from_request)
     ref, query = req.run, req.query
     with held_while_waiting(svc, req.principal, query.wait), kube_errors_answered(ref.what):
-        run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown)
+        run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown, req.client_gone)
         check_run_grant(req.principal, run, ref)
         run = wait_until_done(svc.kube, run, query.wait, svc.shutdown, req.client_gone)
         taskruns = taskruns_of(svc.kube, run) if query.tasks else None

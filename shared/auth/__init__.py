@@ -19,6 +19,6 @@ log says why. Details and settings: docs/security.md.
 
 from shared.auth.authenticator import Authenticator
 from shared.auth.decision import Decision, Principal
-from shared.auth.limits import StreamLease, StreamLimiter, StreamLimitExceeded
+from shared.auth.streams import StreamLease, StreamLimiter, StreamLimitExceeded
 
 __all__ = ["Authenticator", "Decision", "Principal", "StreamLease", "StreamLimitExceeded", "StreamLimiter"]

@@ -20,7 +20,7 @@ import bcrypt
 from shared.auth.cache import VerifiedCache
 from shared.auth.credentials import Credentials, CredentialsFile, format_namespaces, parse_namespaces, token_digest
 from shared.auth.decision import Decision, Principal
-from shared.auth.limits import Clock, RecentSet, SlidingWindow
+from shared.auth.limits import Clock, SlidingWindow, client_key
 from shared.auth.oidc import OidcVerifier, looks_like_jwt
 from shared.auth.snapshot import Snapshot, User, build_snapshot
 from shared.config import DEFAULT_BCRYPT_COST, AuthSettings, Env, load
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 MAX_AUTHORIZATION_LENGTH = 4096
 MAX_USERNAME_LENGTH = 256
 BCRYPT_MAX_PASSWORD = 72  # bcrypt ignores the rest; bcrypt 5 raises instead, so truncate as htpasswd does
-KNOWN_ADDRESS_TTL = 24 * 3600.0
 
 CheckPw = Callable[[bytes, bytes], bool]
 
@@ -66,11 +65,10 @@ class Authenticator:
         env_namespaces: frozenset[str] | None = None,
         cache_ttl: float = 60.0,
         max_failures_per_address: int = 10,
-        max_failures_per_user: int = 20,
+        max_failures_per_user: int = 5,
         failure_window: float = 60.0,
         bcrypt_cost: int = DEFAULT_BCRYPT_COST,
         reload_interval: float = 1.0,
-        known_address_ttl: float = KNOWN_ADDRESS_TTL,
         clock: Clock = time.monotonic,
         checkpw: CheckPw = bcrypt.checkpw,
         oidc: OidcVerifier | None = None,
@@ -84,9 +82,10 @@ class Authenticator:
         # be precomputed from guessed passwords.
         self._cache_key = secrets.token_bytes(32)
         self._cache = VerifiedCache(cache_ttl, clock)
+        # Failures per client (an address, an IPv6 /64) whatever the user, and per (user, client):
+        # a stranger's failures block the stranger, never the user on another client.
         self._address_failures = SlidingWindow(max_failures_per_address, failure_window, clock)
         self._user_failures = SlidingWindow(max_failures_per_user, failure_window, clock)
-        self._known_addresses = RecentSet(known_address_ttl, clock)
         self._reload_lock = threading.Lock()
         self._last_check = clock()
         self._generation = 0
@@ -213,7 +212,7 @@ class Authenticator:
         if len(parts) != 2:
             return Decision.challenge("malformed Authorization header")
         scheme, value = parts[0].lower(), parts[1].strip()
-        address = client_address[:128]
+        address = client_key(client_address)
         if scheme == "basic":
             return self._basic(value, address, snapshot)
         if scheme == "bearer":
@@ -247,8 +246,7 @@ class Authenticator:
         wait, address_stamp = self._address_failures.attempt(address)
         if wait:
             return Decision.too_many(wait)
-        exempt = (user, address) in self._known_addresses
-        wait, user_stamp = self._user_failures.attempt(user, block=not exempt)
+        wait, user_stamp = self._user_failures.attempt((user, address))
         if wait:
             self._address_failures.undo(address, address_stamp)
             return Decision.too_many(wait)
@@ -257,9 +255,8 @@ class Authenticator:
         if self._verify(entry, password, snapshot):
             assert entry is not None
             self._address_failures.undo(address, address_stamp)
-            self._user_failures.undo(user, user_stamp)
+            self._user_failures.undo((user, address), user_stamp)
             self._cache.put(cache_key, entry.principal, snapshot.generation)
-            self._known_addresses.add((user, address))
             return Decision.allow(entry.principal)
         self._failed(address, user, known=entry is not None)
         return Decision.challenge("invalid credentials")
@@ -312,5 +309,5 @@ class Authenticator:
         # The failure was already counted by `attempt`; say so once the limit is reached.
         if self._address_failures.retry_after(address):
             log.warning("failed authentications from %s reached the limit; blocked for a while", _shown(address))
-        if user is not None and known and self._user_failures.retry_after(user):
-            log.warning("failed authentications for user %s reached the limit; new addresses blocked", user)
+        if user is not None and known and self._user_failures.retry_after((user, address)):
+            log.warning("failed authentications for user %s from %s reached the limit", user, _shown(address))

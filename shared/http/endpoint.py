@@ -36,12 +36,13 @@ MAX_QUERY = 2048
 
 
 # -- probes ------------------------------------------------------------------------------------
-def probe(request: Request, svc: Service) -> Response | None:
-    """Answers /health/liveness and /health/readiness in every function."""
+def probe(request: Request, svc: Service, kubernetes: bool = True) -> Response | None:
+    """Answers /health/liveness and /health/readiness in every function; readiness proves the
+    Kubernetes API answers only in functions that use it (`health` has no token to use)."""
     if request.path == "/health/liveness":
         return json_response({"status": "ok"})
     if request.path == "/health/readiness":
-        problem = svc.kubernetes_problem()
+        problem = svc.kubernetes_problem() if kubernetes else None
         detailed = _operator(request, svc)
         body: dict[str, Any] = {"status": "ready" if problem is None else "not ready"}
         if detailed:
@@ -78,8 +79,21 @@ def _install_app_errors() -> None:
     app.register_error_handler(HTTPException, http_exception)
 
 
-def endpoint(handler: Callable[[Request, Service], Response]) -> Callable[[Request], Response]:
-    """Wraps a function target: limits, probes, and every failure as a JSON error."""
+Handler = Callable[[Request, Service], Response]
+
+
+def endpoint(
+    handler: Handler | None = None, *, kubernetes: bool = True
+) -> Callable[[Request], Response] | Callable[[Handler], Callable[[Request], Response]]:
+    """Wraps a function target: limits, probes, and every failure as a JSON error.
+    `@endpoint(kubernetes=False)`: a function that never talks to Kubernetes (its readiness
+    does not depend on it)."""
+    if handler is None:
+        return lambda inner: _wrapped(inner, kubernetes)
+    return _wrapped(handler, kubernetes)
+
+
+def _wrapped(handler: Handler, kubernetes: bool) -> Callable[[Request], Response]:
     _install_app_errors()
 
     @functools.wraps(handler)
@@ -105,7 +119,7 @@ def endpoint(handler: Callable[[Request, Service], Response]) -> Callable[[Reque
                 raise HttpError(414, "query string too long")
             if request.method not in ("GET", "HEAD"):
                 raise HttpError(405, "method not allowed; use GET", {"Allow": "GET, HEAD"})
-            answered = probe(request, svc)
+            answered = probe(request, svc, kubernetes)
             if answered is not None:
                 return answered
             response = handler(request, svc)

@@ -20,8 +20,10 @@ from shared.http.server_hooks import SECURITY_HEADERS
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
 
-# (path prefix, function) in match order; a prefix matches itself and anything under it.
-ROUTES = [("/health", "health"), ("/logs", "logs"), ("/status", "status")]
+# (path prefix, function) in match order; a prefix matches itself and anything under it. The
+# readiness probe is the logs function's, as the kubelet of a logs pod sees it: the health
+# function holds no Kubernetes token, so its own readiness cannot prove the API answers.
+ROUTES = [("/health/readiness", "logs"), ("/health", "health"), ("/logs", "logs"), ("/status", "status")]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -45,7 +47,7 @@ class Router:
 
 
 def build() -> Router:
-    return Router({name: load_function(name) for _, name in ROUTES})
+    return Router({name: load_function(name) for name in dict.fromkeys(name for _, name in ROUTES)})
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ every other error, instead of gunicorn's HTML page.
 functions-framework starts gunicorn with `limit_request_line: 0` (unlimited: gunicorn then buffers
 up to 1 MiB of request line, and reads what the socket holds, before answering 414);
 `install_request_limits` restores bounded limits in every server the functions run in (the
-`functions-framework` CLI of the image and of `func`, and `python -m shared.http.router`)."""
+`functions-framework` CLI of the image and of `func`, and `python -m shared.http.router`), and
+adds the `RESERVED_THREADS` that streams and waits never take."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ import json
 import socket
 from collections.abc import Callable
 from typing import Any
+
+from shared.config import Env, StreamSettings, load
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -58,6 +61,8 @@ def install_request_limits() -> bool:
         original(self)
         for key, value in REQUEST_LIMITS.items():
             self.cfg.set(key, value)
+        # Threads no stream or wait may take (shared.auth.streams): /status and probes find them.
+        self.cfg.set("threads", self.cfg.threads + load(StreamSettings, Env()).reserved_threads)
 
     def patch() -> None:
         GunicornApplication.load_config = load_config  # type: ignore[method-assign]

@@ -14,20 +14,28 @@ from shared.kube.client import PIPELINERUNS, TASKRUNS, Kube, NotFound
 from shared.kube.listwatch import Listed, ListWatch
 from shared.runs.model import PIPELINE_RUN_LABEL, Obj, is_done, owned_by, uid_of
 
-# A waiting watch is renewed this often, so a departed client or a shutdown is noticed.
+# A waiting watch is renewed this often; a departed client or a shutdown interrupts it sooner.
 WATCH_SLICE = 30
+# How often a wait checks whether its client is still there.
+GONE_CHECK_SECONDS = 0.5
 
 
 def find_pipelinerun(
-    kube: Kube, namespace: str, name: str, wait_seconds: float, stop: threading.Event | None = None
+    kube: Kube,
+    namespace: str,
+    name: str,
+    wait_seconds: float,
+    stop: threading.Event | None = None,
+    client_gone: Callable[[], bool] | None = None,
 ) -> Obj:
-    """The run, waiting up to `wait_seconds` for it to be created; raises NotFound after that."""
+    """The run, waiting up to `wait_seconds` for it to be created; raises NotFound after that (or
+    once the client has gone: nobody is left to answer)."""
     try:
         return kube.get_object(PIPELINERUNS, namespace, name)
     except NotFound:
         if wait_seconds <= 0:
             raise
-    found = _watch_until(kube, namespace, name, wait_seconds, lambda obj: True, stop)
+    found = _watch_until(kube, namespace, name, wait_seconds, lambda obj: True, stop, client_gone)
     if found is None:
         raise NotFound(404, "not found", f"pipelineruns.tekton.dev {name!r} not found after {wait_seconds:g}s")
     return found
@@ -68,21 +76,47 @@ def _watch_until(
     client_gone: Callable[[], bool] | None = None,
 ) -> Obj | None:
     # Refusals end the wait at once: a lookup has no earlier success that would make them transient.
+    ended = threading.Event()  # this wait's own stop: set by the watchdog, never the shared `stop`
     listwatch = ListWatch(
         kube,
         PIPELINERUNS,
         namespace,
         fields=f"metadata.name={name}",
-        stop=stop or threading.Event(),
+        stop=ended,
         refusal_grace=0.0,
         watch_seconds=WATCH_SLICE,
         what=f"PipelineRun {namespace}/{name}",
     )
-    for update in listwatch.updates(time.monotonic() + seconds, client_gone):
-        if isinstance(update, Listed):
-            found = [item for item in update.items if predicate(item)]
-            if found:
-                return found[0]
-        elif update.type in ("ADDED", "MODIFIED") and predicate(update.obj):
-            return update.obj
-    return None
+    done = threading.Event()
+    watchdog = threading.Thread(
+        target=_watchdog, args=(listwatch, ended, done, stop, client_gone), name=f"wait-{name}", daemon=True
+    )
+    watchdog.start()
+    try:
+        for update in listwatch.updates(time.monotonic() + seconds):
+            if isinstance(update, Listed):
+                found = [item for item in update.items if predicate(item)]
+                if found:
+                    return found[0]
+            elif update.type in ("ADDED", "MODIFIED") and predicate(update.obj):
+                return update.obj
+        return None
+    finally:
+        done.set()
+
+
+def _watchdog(
+    listwatch: ListWatch,
+    ended: threading.Event,
+    done: threading.Event,
+    stop: threading.Event | None,
+    client_gone: Callable[[], bool] | None,
+) -> None:
+    """Ends a wait whose client left or whose process stops: the watch blocks in a socket read
+    that only another thread can cut, and until it is cut the request holds a worker thread and
+    the client's socket sits in CLOSE_WAIT."""
+    while not done.wait(GONE_CHECK_SECONDS):
+        if (stop is not None and stop.is_set()) or (client_gone is not None and client_gone()):
+            ended.set()
+            listwatch.interrupt()
+            return
