@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping
 import bcrypt
 
 from shared.auth.cache import VerifiedCache
-from shared.auth.credentials import Credentials, CredentialsFile, format_namespaces, parse_namespaces, token_digest
+from shared.auth.credentials import Credentials, CredentialsFile, format_namespaces, token_digest
 from shared.auth.decision import Decision, Principal
 from shared.auth.limits import Clock, SlidingWindow, client_key
 from shared.auth.oidc import OidcVerifier, looks_like_jwt
-from shared.auth.snapshot import Snapshot, User, build_snapshot
+from shared.auth.snapshot import Snapshot, User, build_snapshot, env_user_namespaces
 from shared.config import DEFAULT_BCRYPT_COST, AuthSettings, Env, load
 
 log = logging.getLogger(__name__)
@@ -34,18 +34,6 @@ MAX_USERNAME_LENGTH = 256
 BCRYPT_MAX_PASSWORD = 72  # bcrypt ignores the rest; bcrypt 5 raises instead, so truncate as htpasswd does
 
 CheckPw = Callable[[bytes, bytes], bool]
-
-
-def env_user_namespaces(settings: AuthSettings) -> frozenset[str] | None:
-    """What the AUTH_USERNAME user may read: AUTH_NAMESPACES (`*`: every namespace), else only
-    NAMESPACE. A value that does not parse narrows to NAMESPACE, never widens."""
-    if not settings.env_namespaces:
-        return frozenset({settings.namespace})
-    try:
-        return parse_namespaces(settings.env_namespaces)
-    except ValueError:
-        log.error("AUTH_NAMESPACES is not '*' or a list of namespace names; using NAMESPACE only")
-        return frozenset({settings.namespace})
 
 
 def _shown(value: str) -> str:
@@ -185,16 +173,15 @@ class Authenticator:
             self._was_configured = False
             return
         self._was_configured = True
+        source = self._file.path if self._file else "no credentials file"
+        env = f", plus AUTH_USERNAME user {self._env_user} (namespaces {format_namespaces(self._env_namespaces)})"
+        shown = env if self._env_user in snapshot.users else ""
         log.info(
             "authentication: %d users, %d tokens from %s%s",
             len(credentials.users),
             len(credentials.tokens),
-            self._file.path if self._file else "no credentials file",
-            (
-                f", plus AUTH_USERNAME user {self._env_user} (namespaces {format_namespaces(self._env_namespaces)})"
-                if self._env_user in snapshot.users
-                else ""
-            ),
+            source,
+            shown,
         )
 
     # --- requests ------------------------------------------------------------------------------

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import bcrypt
 
-from shared.auth.credentials import Credentials
+from shared.auth.credentials import Credentials, parse_namespaces
 from shared.auth.decision import Principal
+from shared.config import AuthSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,18 @@ class Snapshot:
     @property
     def configured(self) -> bool:
         return bool(self.users or self.tokens)
+
+
+def env_user_namespaces(settings: AuthSettings) -> frozenset[str] | None:
+    """What the AUTH_USERNAME user may read: AUTH_NAMESPACES (`*`: every namespace), else only
+    NAMESPACE. A value that does not parse narrows to NAMESPACE, never widens."""
+    if not settings.env_namespaces:
+        return frozenset({settings.namespace})
+    try:
+        return parse_namespaces(settings.env_namespaces)
+    except ValueError:
+        log.error("AUTH_NAMESPACES is not '*' or a list of namespace names; using NAMESPACE only")
+        return frozenset({settings.namespace})
 
 
 def dummy_hash(cost: int) -> bytes:
