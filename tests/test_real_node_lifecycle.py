@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,12 +63,16 @@ def _snapshot() -> dict[str, object]:
 
 
 @pytest.fixture
-def machine() -> None:
+def machine() -> Iterator[None]:
+    """The machine to this test alone: another sandbox's node coming up between the snapshots
+    would be taken for something this one left behind."""
     reason = real_node.unavailable_reason()
     if reason is not None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"real-pod tests cannot run under CI=true: {reason}")
         pytest.skip(f"real-pod tests need a machine that can run a kubelet: {reason}")
+    with real_node.NodeLock.machine():
+        yield
 
 
 @pytest.mark.usefixtures("machine")
@@ -109,7 +114,8 @@ def test_a_killed_sandbox_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
         time.sleep(600)
         """
     )
-    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    env = {**os.environ, real_node.NodeLock.HELD_ENV: "1"}
+    proc = subprocess.Popen([sys.executable, "-c", script], start_new_session=True, env=env)
     try:
         deadline = 180
         import time

@@ -24,7 +24,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,12 +191,33 @@ def clean_stale() -> None:
 
 
 class NodeLock:
-    """One real node per machine; waits for another sandbox's node to go away."""
+    """One real node per machine; waits for another sandbox's node to go away.
+
+    `NodeLock.machine()` holds the lock around more than one node's life (a test that compares
+    the machine before and after must not see another sandbox's node come up in between); nodes
+    started inside it, in this process or in a child given `HELD_ENV`, take no lock of their own."""
+
+    HELD_ENV = "TPL_SANDBOX_NODE_LOCK_HELD"
+    _held_here = False
 
     def __init__(self) -> None:
         self._fd: int | None = None
 
+    @classmethod
+    @contextlib.contextmanager
+    def machine(cls, timeout: float = 600.0) -> Iterator[None]:
+        outer = cls()
+        outer.acquire(timeout)
+        cls._held_here = True
+        try:
+            yield
+        finally:
+            cls._held_here = False
+            outer.release()
+
     def acquire(self, timeout: float = 600.0) -> None:
+        if NodeLock._held_here or os.environ.get(self.HELD_ENV) == "1":
+            return
         fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         deadline = time.monotonic() + timeout
         while True:
