@@ -26,6 +26,12 @@
 #   TEKTON_LOGS_RETRIES     attempts in a row without progress before giving up (default 30)
 #   TEKTON_LOGS_MAX_BACKOFF longest pause between attempts, seconds (default 30)
 #   TEKTON_LOGS_CURL        curl command (default curl), e.g. `curl --cacert /ca.pem`
+#   TEKTON_LOGS_FORMAT      text, gitlab or github; default: gitlab under GitLab CI (GITLAB_CI),
+#                           github under GitHub Actions (GITHUB_ACTIONS), else text
+#
+# Under GitLab CI each task and step is a collapsible section with its duration; under GitHub
+# Actions each step is a group, failed steps are `::error` annotations. Both end a failed run
+# with the failure digest.
 #
 # How it resumes: it asks for `cursors=true` text, where every line is `<cursor> <text>`. The
 # cursor is either a full resume token `<stable>.<active>` or `.<active>`, which continues the
@@ -58,6 +64,29 @@ extra=${TEKTON_LOGS_QUERY:-}
 tries=${TEKTON_LOGS_RETRIES:-30}
 max_backoff=${TEKTON_LOGS_MAX_BACKOFF:-30}
 curl_cmd=${TEKTON_LOGS_CURL:-curl}
+format=${TEKTON_LOGS_FORMAT:-}
+if [ -z "$format" ]; then
+	if [ "${GITLAB_CI:-}" = true ]; then
+		format=gitlab
+	elif [ "${GITHUB_ACTIONS:-}" = true ]; then
+		format=github
+	else
+		format=text
+	fi
+fi
+case $format in
+text | gitlab) ;;
+github)
+	# One `::stop-commands::` token for every stream of this job: the step's output is never read
+	# as workflow commands, also across cuts (see the listener's README).
+	stop=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	format="github&stop_commands=$stop"
+	;;
+*)
+	echo "$me: TEKTON_LOGS_FORMAT must be text, gitlab or github" >&2
+	exit 2
+	;;
+esac
 
 # `\` and `"` escaped for a quoted curl config value.
 quote() {
@@ -153,7 +182,7 @@ while :; do
 	state=$(config "$token" |
 		$curl_cmd -s -N -K - --speed-limit 1 --speed-time 90 \
 			-w "${US}curl %{http_code} %{exitcode}\n" \
-			"$url/logs/$run?cursors=true&wait=$wait$extra" |
+			"$url/logs/$run?cursors=true&format=$format&wait=$wait$extra" |
 		parse "$token" 3>&1 1>&4)
 	# shellcheck disable=SC2086 # split the state line into its fields
 	set -- $state

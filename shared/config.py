@@ -236,6 +236,10 @@ class Settings:
     own_secrets: str = setting("LISTENER_SECRETS", "tekton-pipeline-listener-credentials")
     # Proxies (CIDRs) whose X-Forwarded-For is believed: rate limits then key on the real client.
     trusted_proxies: tuple[Network, ...] = setting("TRUSTED_PROXIES", ())
+    # Where a run's commit SHA is for `?sha=`: a label (selected by the API server), or, when
+    # RUN_SHA_ANNOTATION is set, that annotation (the namespace's runs are listed and filtered).
+    run_sha_label: str = setting("RUN_SHA_LABEL", "pipelinesascode.tekton.dev/sha")
+    run_sha_annotation: str = setting("RUN_SHA_ANNOTATION", "")
     auth: AuthSettings = field(default_factory=AuthSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)

@@ -751,6 +751,9 @@ def test_no_hang_and_streams_of_finished_runs_end(campaign: Campaign) -> None:
         last = lines[-1]
         if e.headers.get("content-type", "").startswith("application/x-ndjson"):
             return None if json.loads(last).get("event") == "end" else f"stream ended with {last[:200]!r}"
+        if e.headers.get("content-type", "").startswith("text/event-stream"):  # `data: <NDJSON object>`
+            ended = last.startswith(b"data: ") and json.loads(last[6:]).get("event") == "end"
+            return None if ended else f"stream ended with {last[:200]!r}"
         if re.search(r"[?&]cursors=(true|1|yes|on)?(&|$)", e.target, re.IGNORECASE) and b" " in last:
             last = last.split(b" ", 1)[1]  # `cursors=true`: every text line starts with its cursor
         return None if last.startswith(f"PipelineRun {e.stream_of} ".encode()) else f"stream ended with {last[:200]!r}"

@@ -1,8 +1,11 @@
 """GET /logs/<run> and /logs/<namespace>/<run>: the run's logs, live, like `tkn pr logs -f`.
 
-Options: task=, step= (filters), timestamps, format=text|ndjson, wait=<s> (for a run that does
+Options: task=, step= (filters), timestamps, format=text|ndjson|gitlab|github, wait=<s> (for a run that does
 not exist yet), heartbeat=<s> (0: off), resume=<token> (or header `Last-Event-ID`: continue
-after what an earlier stream delivered), cursors=true (text: each line prefixed with its cursor).
+after what an earlier stream delivered), cursors=true (text: each line prefixed with its cursor),
+digest=, digest_lines=, stop_commands= (format=github), max_bytes=, tail=, since=, max_lines= (the
+log budget). `/logs?eventid=…` or `?sha=…` (also
+`/logs/<namespace>?…`) finds the run by its Triggers event ID or commit SHA instead of its name.
 """
 
 from __future__ import annotations
@@ -17,16 +20,18 @@ from shared.http.endpoint import endpoint
 from shared.http.observe import counted_lines
 from shared.http.query import LogQuery
 from shared.http.responses import HttpError, kube_errors_answered, streaming_response
+from shared.http.run_lookup import find_run
 from shared.http.run_request import RunRequest, admit_stream, check_run_grant, parse_run_request
 from shared.http.service import Service
+from shared.logs.formats.budget import Budget, BudgetFilter
+from shared.logs.formats.budgeted import elision_url, written
+from shared.logs.formats.select import make_writer, watch_hint
 from shared.logs.options import FollowOptions
 from shared.logs.run_reader import RunFollower
 from shared.logs.secret_values import Unreadable
 from shared.logs.tokens import Binding, ResumePoint, TokenError, decode
 from shared.logs.tracker import Tracker
-from shared.logs.writers import NdjsonWriter, TextWriter, Writer
-from shared.runs.lookup import find_pipelinerun
-from shared.runs.model import Obj
+from shared.runs.model import Obj, name_of
 
 
 @functions_framework.http
@@ -37,9 +42,7 @@ def logs(request: Request, svc: Service) -> Response:
     lease = admit_stream(svc, req.principal)
     try:
         with kube_errors_answered(req.run.what):
-            run = find_pipelinerun(
-                svc.kube, req.run.namespace, req.run.name, req.query.wait, svc.shutdown, req.client_gone
-            )
+            run = find_run(svc, req, req.query.wait)
         check_run_grant(req.principal, run, req.run)
         with kube_errors_answered(req.run.what):
             _check_masking(svc, run)
@@ -67,7 +70,7 @@ def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator
     point: ResumePoint | None = None
     if query.resume is not None:
         try:
-            point = decode(query.resume, binding, f"{req.run.namespace}/{req.run.name}")
+            point = decode(query.resume, binding, f"{req.run.namespace}/{name_of(run)}")
         except TokenError as err:
             raise HttpError(err.status, err.message) from err
     deadline = svc.settings.stream_deadline_seconds
@@ -79,10 +82,19 @@ def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator
     )
     follower = RunFollower(svc.kube, svc.registry, run, options, svc.shutdown, req.client_gone, point, svc.maskers)
     tracker = Tracker(binding, point)
-    writer: Writer = (
-        NdjsonWriter(tracker=tracker)
-        if query.format == "ndjson"
-        else TextWriter(query.timestamps, tracker, cursors=query.cursors)
+    writer = make_writer(
+        query.format,
+        tracker,
+        timestamps=query.timestamps,
+        cursors=query.cursors,
+        digest=query.digest,
+        digest_lines=query.digest_lines,
+        hint=watch_hint(svc.registry, req.run.namespace, name_of(run)),
+        stop_commands=query.stop_commands,
     )
-    chunks = (b"".join(writer.write(event) for event in batch) for batch in counted_lines(follower.batches()))
-    return chunks, writer.content_type
+    since_ns = time.time_ns() - int(query.since * 1e9) if query.since else 0
+    budget = Budget(query.max_bytes, query.tail, since_ns, query.max_lines)
+    uid = str(run["metadata"].get("uid", ""))
+    elided = elision_url(req.run.namespace, name_of(run), uid)
+    batches = counted_lines(follower.batches())
+    return written(batches, writer, BudgetFilter(budget, elided) if budget else None), writer.content_type

@@ -13,9 +13,12 @@ from flask import Request, Response
 from shared.http.endpoint import endpoint
 from shared.http.query import StatusQuery
 from shared.http.responses import json_response, kube_errors_answered
+from shared.http.run_lookup import find_run
 from shared.http.run_request import check_run_grant, held_while_waiting, parse_run_request
 from shared.http.service import Service
-from shared.runs.lookup import find_pipelinerun, taskruns_of, wait_until_done
+from shared.logs.last_lines import with_last_lines
+from shared.runs.digest import failure_digest
+from shared.runs.lookup import taskruns_of, wait_until_done
 from shared.runs.status import http_code, outcome_of, run_status
 
 
@@ -25,10 +28,15 @@ def status(request: Request, svc: Service) -> Response:
     req = parse_run_request(request, svc, "status", StatusQuery.from_request)
     ref, query = req.run, req.query
     with held_while_waiting(svc, req.principal, query.wait), kube_errors_answered(ref.what):
-        run = find_pipelinerun(svc.kube, ref.namespace, ref.name, query.wait, svc.shutdown, req.client_gone)
+        run = find_run(svc, req, query.wait)
         check_run_grant(req.principal, run, ref)
         run = wait_until_done(svc.kube, run, query.wait, svc.shutdown, req.client_gone)
-        taskruns = taskruns_of(svc.kube, run) if query.tasks else None
-    outcome = outcome_of(run)
+        outcome = outcome_of(run)
+        failed = http_code(outcome) == 422
+        taskruns = taskruns_of(svc.kube, run) if query.tasks or failed else None
+        body = run_status(run, taskruns if query.tasks else None)
+        digest = failure_digest(run, taskruns or [])
+        if digest is not None:
+            body["digest"] = with_last_lines(svc.kube, svc.maskers, ref.namespace, digest, query.digest_lines)
     headers = {} if outcome.done else {"Retry-After": "10"}
-    return json_response(run_status(run, taskruns), http_code(outcome), headers)
+    return json_response(body, http_code(outcome), headers)

@@ -127,7 +127,7 @@ def _wrapped(handler: Handler, kubernetes: bool) -> Callable[[Request], Response
                 response.headers.setdefault(key, value)
             return response
         except HttpError as err:
-            return error_response(err.status, err.message, err.headers)
+            return error_response(err.status, err.message, err.headers, err.extra)
         except QueryError as err:
             return error_response(400, str(err))
         except KubeError as err:

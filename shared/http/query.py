@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -104,8 +105,26 @@ class LogQuery:
     resume: str | None = None
     # Text mode: every line prefixed with its resume cursor (what `ci/tekton-logs.sh` reads).
     cursors: bool = False
+    # The failure digest at the end of a failed run's text-like stream (default: all but `text`,
+    # whose clients read a fixed line grammar), with this many lines of each failed step.
+    digest: bool = False
+    digest_lines: int = 20
+    # format=github: the token of `::stop-commands::` (the client's, shared by its resumed streams).
+    stop_commands: str | None = None
+    # The run by what a CI job knows, instead of its name in the path.
+    eventid: str | None = None
+    sha: str | None = None
+    # The log budget (see `shared.logs.formats.budget`); 0: none.
+    max_bytes: int = 0
+    tail: int = 0
+    since: float = 0.0  # seconds before the request
+    max_lines: int = 0
 
-    ALLOWED = frozenset({"task", "step", "timestamps", "format", "wait", "heartbeat", "resume", "cursors"})
+    ALLOWED = frozenset(
+        {"task", "step", "timestamps", "format", "wait", "heartbeat", "resume", "cursors", "digest_lines"}
+        | {"stop_commands", "digest", "eventid", "sha", "max_bytes", "tail", "since", "max_lines"}
+    )
+    FORMATS = ("text", "ndjson", "gitlab", "github", "sse")
 
     @classmethod
     def from_request(cls, args: Args, settings: Settings, headers: Headers) -> LogQuery:
@@ -116,9 +135,9 @@ class LogQuery:
         _check_known(args, set(cls.ALLOWED))
         fmt = (args.last("format") or "").strip().lower()
         if not fmt:
-            fmt = "ndjson" if "application/x-ndjson" in accept else "text"
-        if fmt not in ("text", "ndjson"):
-            raise QueryError("format must be text or ndjson")
+            fmt = "ndjson" if "application/x-ndjson" in accept else "sse" if "text/event-stream" in accept else "text"
+        if fmt not in cls.FORMATS:
+            raise QueryError(f"format must be one of {', '.join(cls.FORMATS)}")
         heartbeat = _seconds(args, "heartbeat", settings.heartbeat_seconds, 3600)
         if 0 < heartbeat < 1:
             raise QueryError("heartbeat must be 0 (off) or at least 1 second")
@@ -131,7 +150,77 @@ class LogQuery:
             heartbeat=heartbeat,
             resume=resume_token(args.last("resume")) or resume_token(last_event_id),
             cursors=_bool(args, "cursors", False),
+            digest=_bool(args, "digest", fmt != "text"),
+            digest_lines=_count(args, "digest_lines", 20, 500),
+            stop_commands=_stop_token(args.last("stop_commands")),
+            eventid=eventid_arg(args),
+            sha=sha_arg(args),
+            max_bytes=_count(args, "max_bytes", 0, 2**40),
+            tail=_count(args, "tail", 0, 1_000_000),
+            since=_duration(args, "since"),
+            max_lines=_count(args, "max_lines", 0, 2**40),
         )
+
+
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?")
+_TEN_YEARS = 10 * 365 * 86400.0
+
+
+def _duration(args: Args, name: str) -> float:
+    """`90`, `90s`, `15m`, `2h`, `1h30m`: seconds (as `kubectl logs --since` takes them); 0, or
+    more than ten years: no limit."""
+    raw = (args.last(name) or "").strip()
+    if not raw:
+        return 0.0
+    match = _DURATION.fullmatch(raw)
+    if raw.replace(".", "", 1).isdigit() and raw.isascii():
+        value = float(raw)
+    elif match and any(match.groups()):
+        hours, minutes, seconds = (float(g or 0) for g in match.groups())
+        value = hours * 3600 + minutes * 60 + seconds
+    else:
+        raise QueryError(f"{name} must be a duration such as 90s, 15m, 2h or 1h30m")
+    return value if 0 < value <= _TEN_YEARS else 0.0
+
+
+def _count(args: Args, name: str, default: int, maximum: int) -> int:
+    raw = args.last(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = raw.strip()
+    if not value.isascii() or not value.isdigit() or int(value) > maximum:
+        raise QueryError(f"{name} must be a whole number from 0 to {maximum}")
+    return int(value)
+
+
+_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+_SHA = re.compile(r"[0-9a-fA-F]{7,64}")
+
+
+def _matching(args: Args, name: str, pattern: re.Pattern[str], rule: str) -> str | None:
+    raw = args.last(name)
+    if raw is not None and not pattern.fullmatch(raw):
+        raise QueryError(f"{name} must be {rule}")
+    return raw
+
+
+def eventid_arg(args: Args) -> str | None:
+    """A Tekton Triggers event ID: a label value."""
+    return _matching(args, "eventid", _LABEL_VALUE, "a label value: up to 63 letters, digits, '-', '_' or '.'")
+
+
+def sha_arg(args: Args) -> str | None:
+    sha = _matching(args, "sha", _SHA, "7 to 64 hexadecimal digits")
+    return sha.lower() if sha else None
+
+
+def _stop_token(raw: str | None) -> str | None:
+    """A `::stop-commands::` token: 16 to 64 letters and digits (GitHub reads it up to `::`)."""
+    if raw is None:
+        return None
+    if not (16 <= len(raw) <= 64 and raw.isascii() and raw.isalnum()):
+        raise QueryError("stop_commands must be 16 to 64 letters and digits")
+    return raw
 
 
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
@@ -151,8 +240,11 @@ def resume_token(raw: str | None) -> str | None:
 class StatusQuery:
     wait: float
     tasks: bool
+    digest_lines: int = 20  # lines of each failed step in the failure digest
+    eventid: str | None = None
+    sha: str | None = None
 
-    ALLOWED = frozenset({"wait", "tasks"})
+    ALLOWED = frozenset({"wait", "tasks", "digest_lines", "eventid", "sha"})
 
     @classmethod
     def from_request(cls, args: Args, settings: Settings, headers: Headers) -> StatusQuery:
@@ -164,4 +256,7 @@ class StatusQuery:
         return cls(
             wait=_seconds(args, "wait", 0.0, settings.max_wait_seconds),
             tasks=_bool(args, "tasks", False),
+            digest_lines=_count(args, "digest_lines", 20, 500),
+            eventid=eventid_arg(args),
+            sha=sha_arg(args),
         )

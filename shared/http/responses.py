@@ -19,11 +19,14 @@ from shared.kube.errors import Forbidden, KubeConfigError, KubeError, NotFound, 
 
 
 class HttpError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}  # more fields of the JSON error body (e.g. a 409's candidates)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -33,9 +36,11 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     return response
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, message: str, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None
+) -> Response:
     # json.dumps escapes anything a caller put in the message; the body is never HTML.
-    return json_response({"error": message, "status": status}, status, headers)
+    return json_response({**(extra or {}), "error": message, "status": status}, status, headers)
 
 
 def kube_error(err: KubeError, what: str) -> HttpError:

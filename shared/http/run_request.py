@@ -38,7 +38,8 @@ class RunRef:
 
     @property
     def what(self) -> str:
-        return f"PipelineRun {self.namespace}/{self.name}"
+        # No name: the run is found by the query's eventid= or sha=.
+        return f"PipelineRun {self.namespace}/{self.name}" if self.name else f"PipelineRuns in {self.namespace}"
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,26 @@ class RunRequest(Generic[Q]):
 def parse_run_request(
     request: Request, svc: Service, endpoint_name: str, parse_query: Callable[[Args, Settings, Headers], Q]
 ) -> RunRequest[Q]:
-    ref = run_ref(request, endpoint_name, svc.settings.namespace)
+    by_selector = "eventid" in request.args or "sha" in request.args
+    ref = run_ref(request, endpoint_name, svc.settings.namespace, by_selector)
     note_run(request, ref.namespace, ref.name)
     principal = authorize(request, svc, ref.namespace)
     query = parse_query(Args(request.args.items(multi=True)), svc.settings, request.headers)
     return RunRequest(ref, query, principal, client_gone_check(request))
 
 
-def run_ref(request: Request, endpoint_name: str, default_namespace: str) -> RunRef:
-    """`/<endpoint>/<run>` or `/<endpoint>/<namespace>/<run>`, names checked before any API call."""
+def run_ref(request: Request, endpoint_name: str, default_namespace: str, by_selector: bool = False) -> RunRef:
+    """`/<endpoint>/<run>` or `/<endpoint>/<namespace>/<run>`, names checked before any API call;
+    with `by_selector` (`?eventid=`, `?sha=`), `/<endpoint>` or `/<endpoint>/<namespace>`."""
     parts = raw_path_segments(request)
+    if by_selector:
+        if not parts or parts[0] != endpoint_name or len(parts) not in (1, 2):
+            raise HttpError(404, f"with eventid= or sha=, use /{endpoint_name}?… or /{endpoint_name}/<namespace>?…")
+        namespace = parts[1] if len(parts) == 2 else default_namespace
+        problem = namespace_problem(namespace)
+        if problem:
+            raise HttpError(400, f"invalid namespace: {problem}")
+        return RunRef(namespace, "")
     if not parts or parts[0] != endpoint_name or len(parts) not in (2, 3):
         raise HttpError(404, f"no such path; use /{endpoint_name}/<run> or /{endpoint_name}/<namespace>/<run>")
     namespace, name = (default_namespace, parts[1]) if len(parts) == 2 else (parts[1], parts[2])

@@ -211,6 +211,7 @@ class Kube:
         timestamps: bool = True,
         since_time: str | None = None,
         read_timeout: float = 300.0,
+        tail_lines: int | None = None,
     ) -> urllib3.HTTPResponse:
         """An open `pods/log` response; iterate `.stream()` for chunks as they arrive."""
         return self._open(
@@ -220,6 +221,7 @@ class Kube:
                 "follow": "true" if follow else None,
                 "timestamps": "true" if timestamps else None,
                 "sinceTime": since_time,
+                "tailLines": str(tail_lines) if tail_lines is not None else None,
             },
             (5.0, read_timeout),
         )

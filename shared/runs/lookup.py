@@ -66,6 +66,29 @@ def taskruns_of(kube: Kube, pipelinerun: Obj) -> list[Obj]:
     return [tr for tr in taskruns if owned_by(tr, "PipelineRun", {uid_of(pipelinerun)})]
 
 
+def waiting_listwatch(
+    kube: Kube,
+    namespace: str,
+    what: str,
+    stop: threading.Event | None,
+    labels: str | None = None,
+    fields: str | None = None,
+) -> ListWatch:
+    """PipelineRuns of `namespace` for a request that waits for one: renewed every `WATCH_SLICE`.
+    Refusals end the wait at once: a lookup has no earlier success that would make them transient."""
+    return ListWatch(
+        kube,
+        PIPELINERUNS,
+        namespace,
+        labels=labels,
+        fields=fields,
+        stop=stop or threading.Event(),
+        refusal_grace=0.0,
+        watch_seconds=WATCH_SLICE,
+        what=what,
+    )
+
+
 def _watch_until(
     kube: Kube,
     namespace: str,

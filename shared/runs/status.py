@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.runs.digest import failure_digest
 from shared.runs.model import Obj, name_of, status_of, succeeded_condition
 from shared.runs.outcome import Outcome, outcome_of
 
@@ -40,6 +41,10 @@ def run_status(pipelinerun: Obj, taskruns: list[Obj] | None = None) -> dict[str,
         "completionTime": status.get("completionTime"),
         "tasks": task_summaries(pipelinerun, taskruns),
     }
+    # Only where the TaskRuns were read: the steps that failed are in their status.
+    digest = failure_digest(pipelinerun, taskruns) if taskruns is not None else None
+    if digest is not None:
+        body["digest"] = digest
     return body
 
 

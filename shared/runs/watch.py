@@ -200,6 +200,12 @@ class RunWatchRegistry:
                 del self._watches[key]
         watch.stop()
 
+    def peek(self, namespace: str, name: str) -> RunWatch | None:
+        """The run's shared watch if a follower holds it, without taking a reference."""
+        with self._lock:
+            entry = self._watches.get((namespace, name))
+        return entry[0] if entry is not None else None
+
     def active(self) -> int:
         with self._lock:
             return len(self._watches)

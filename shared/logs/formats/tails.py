@@ -1,0 +1,38 @@
+"""The last lines of each step, for the failure digest: references to the events' bytes, split
+into lines only when the digest asks (a step's tail costs nothing per line while it streams)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+from shared.logs.events import LogLines
+
+DEFAULT_LINES = 20  # lines of each failed step in the digest
+MAX_LINES = 500
+
+
+class Tails:
+    def __init__(self, lines: int = DEFAULT_LINES) -> None:
+        self.lines = lines
+        self._events: dict[tuple[str, str], tuple[deque[LogLines], list[int]]] = {}
+
+    def add(self, event: LogLines) -> None:
+        if self.lines <= 0 or not event.pod:
+            return
+        entry = self._events.get((event.pod, event.step))
+        if entry is None:
+            entry = self._events[(event.pod, event.step)] = (deque(), [0])
+        events, count = entry
+        events.append(event)
+        count[0] += event.lines
+        # Older events go once the newer ones hold enough lines by themselves.
+        while len(events) > 1 and count[0] - events[0].lines >= self.lines:
+            count[0] -= events.popleft().lines
+
+    def last(self, pod: str, step: str) -> list[str]:
+        """The step's last lines as text (timestamps cut off, undecodable bytes replaced)."""
+        entry = self._events.get((pod, step))
+        if entry is None:
+            return []
+        rows = [content for event in entry[0] for _, content in event.split()]
+        return [row.decode("utf-8", "replace") for row in rows[-self.lines :]]

@@ -1,0 +1,66 @@
+"""The last lines of each failed step, for `/status`'s failure digest: `pods/log?tailLines=N`,
+masked like the stream. A pod that is gone or a log that cannot be read leaves the list empty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.kube.client import PODS, Kube
+from shared.kube.errors import KubeError
+from shared.logs.masking import SecretMasker
+from shared.logs.secret_values import SecretMaskers
+from shared.runs.model import STEP_PREFIX
+
+MAX_BYTES = 256 * 1024  # of one step's tail: a few very long lines must not fill the answer
+READ_TIMEOUT = 10.0
+
+
+def with_last_lines(
+    kube: Kube, maskers: SecretMaskers | None, namespace: str, digest: dict[str, Any], lines: int
+) -> dict[str, Any]:
+    if lines <= 0:
+        return digest
+    tasks = []
+    for task in digest.get("failedTasks") or []:
+        steps = task.get("steps") or []
+        pod_name = str(task.get("pod") or "")
+        pod = None
+        if steps and pod_name:
+            try:
+                pod = kube.get_object(PODS, namespace, pod_name)
+            except KubeError:
+                pod = None
+        masker = maskers.for_pod(namespace, pod) if pod is not None and maskers is not None else None
+        steps = [
+            {**step, "lastLines": _tail(kube, namespace, pod_name, step["step"], lines, masker) if pod else []}
+            for step in steps
+        ]
+        tasks.append({**task, "steps": steps})
+    return {**digest, "failedTasks": tasks}
+
+
+def _tail(kube: Kube, namespace: str, pod: str, step: str, lines: int, masker: SecretMasker | None) -> list[str]:
+    try:
+        response = kube.pod_log(
+            namespace,
+            pod,
+            STEP_PREFIX + step,
+            follow=False,
+            timestamps=False,
+            read_timeout=READ_TIMEOUT,
+            tail_lines=lines,
+        )
+    except KubeError:
+        return []
+    try:
+        data = response.read(MAX_BYTES)
+    except Exception:  # a connection that breaks mid-read: the digest goes out without these lines
+        return []
+    finally:
+        response.release_conn()
+    if masker is not None:
+        data = masker.mask(data)
+    rows = data.split(b"\n")
+    if rows and rows[-1] == b"":
+        rows.pop()
+    return [row.decode("utf-8", "replace") for row in rows[-lines:]]
