@@ -8,8 +8,8 @@ from typing import Any
 from shared.kube.client import PODS, Kube
 from shared.kube.errors import KubeError
 from shared.logs.masking import SecretMasker
-from shared.logs.secret_values import SecretMaskers
-from shared.runs.model import STEP_PREFIX
+from shared.logs.secret_values import SecretMaskers, Unreadable
+from shared.runs.model import STEP_PREFIX, Obj, name_of
 
 MAX_BYTES = 256 * 1024  # of one step's tail: a few very long lines must not fill the answer
 READ_TIMEOUT = 10.0
@@ -30,13 +30,27 @@ def with_last_lines(
                 pod = kube.get_object(PODS, namespace, pod_name)
             except KubeError:
                 pod = None
-        masker = maskers.for_pod(namespace, pod) if pod is not None and maskers is not None else None
-        steps = [
-            {**step, "lastLines": _tail(kube, namespace, pod_name, step["step"], lines, masker) if pod else []}
-            for step in steps
-        ]
-        tasks.append({**task, "steps": steps})
+        tasks.append({**task, "steps": _steps(kube, maskers, namespace, pod, steps, lines)})
     return {**digest, "failedTasks": tasks}
+
+
+def _steps(
+    kube: Kube, maskers: SecretMaskers | None, namespace: str, pod: Obj | None, steps: list[dict], lines: int
+) -> list[dict[str, Any]]:
+    if pod is None:
+        return [{**step, "lastLines": []} for step in steps]
+    try:
+        secrets = maskers.for_pod(namespace, pod) if maskers is not None else None
+    except Unreadable:
+        # MASKING=required and the values cannot be read: no lines rather than unmasked ones.
+        return [{**step, "lastLines": []} for step in steps]
+    try:
+        masker = secrets.masker() if secrets is not None else None
+        name = name_of(pod)
+        return [{**step, "lastLines": _tail(kube, namespace, name, step["step"], lines, masker)} for step in steps]
+    finally:
+        if secrets is not None:
+            secrets.close()
 
 
 def _tail(kube: Kube, namespace: str, pod: str, step: str, lines: int, masker: SecretMasker | None) -> list[str]:
