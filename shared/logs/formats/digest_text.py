@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.logs.controls import neutralised_text
 from shared.logs.formats.tails import Tails
 
 
@@ -49,7 +50,8 @@ def digest_lines(name: str, digest: dict[str, Any]) -> list[str]:
             lines = step.get("lastLines") or []
             if lines:
                 out.append(f"      last {len(lines)} lines:")
-                out.extend(f"      | {line}" for line in lines)
+                # As text mode shows step output: a control a step printed moves nothing here either.
+                out.extend(f"      | {neutralised_text(line)}" for line in lines)
     for skipped in digest.get("skippedTasks") or []:
         out.append(f"  SKIPPED task {skipped['task']}: {skipped.get('reason')}")
     return out

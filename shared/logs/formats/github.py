@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 
+from shared.logs.controls import neutralised_text
 from shared.logs.events import Event, RunStarted
 from shared.logs.formats.framed import FramedWriter, Section
 
@@ -61,7 +62,7 @@ class GitHubWriter(FramedWriter):
                 code = f"exit code {step['exitCode']}" if step.get("exitCode") is not None else "never started"
                 title = f"Tekton {task['task']} : {step['step']} failed ({code})"
                 last = step.get("lastLines") or []
-                message = "\n".join([f"{task.get('reason')}: {task.get('message')}", *last[-5:]])
+                message = "\n".join([f"{task.get('reason')}: {task.get('message')}", *map(neutralised_text, last[-5:])])
                 errors.append(f"::error title={escape_property(title)}::{escape_data(message)}")
             if not steps:
                 title = f"Tekton {task['task']} {task.get('outcome')}"
