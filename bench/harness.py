@@ -38,6 +38,7 @@ class Sizes:
     kubectl_calls: int
     cold_starts: int
     api_status_calls: int
+    memory_sizes: tuple[int, ...] = (100 * 1000 * 1000, 1000 * 1000 * 1000)
 
     @classmethod
     def full(cls) -> Sizes:
@@ -71,6 +72,7 @@ class Sizes:
             kubectl_calls=2,
             cold_starts=1,
             api_status_calls=3,
+            memory_sizes=(1000 * 1000, 3 * 1000 * 1000),
         )
 
 

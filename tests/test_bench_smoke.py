@@ -38,7 +38,20 @@ def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
     (result,) = tmp_path.glob("*.json")
     body = json.loads(result.read_text())
     figures = body["figures"]
-    assert set(figures) == set(FIGURES) == {"throughput", "latency", "fanout", "status", "coldstart", "api", "masking"}
+    assert (
+        set(figures)
+        == set(FIGURES)
+        == {
+            "throughput",
+            "latency",
+            "fanout",
+            "status",
+            "coldstart",
+            "api",
+            "masking",
+            "memory",
+        }
+    )
     assert body["upstream"]["key"] == upstream and body["upstream"]["description"]
     for key, figure in figures.items():
         assert figure["error"] is None, (key, figure["error"])
@@ -57,6 +70,14 @@ def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
     assert any(name.startswith("/logs masked") for name in throughput)
     masking = {m["name"] for m in figures["masking"]["metrics"]}
     assert {"masking 20 secrets: one pass per chunk", "bundle: one pass / former design"} <= masking
+    # Peak RSS per log size, their difference against its goal, CPU per 100 MB for text and NDJSON.
+    memory = {m["name"]: m for m in figures["memory"]["metrics"]}
+    assert {"1 MB: peak RSS, listener worker", "3 MB: peak RSS, listener worker"} <= set(memory)
+    assert memory["peak RSS, 3 MB log - 1 MB log"]["goal"] == "< 10"
+    assert {
+        "3 MB: CPU per 100 MB, /logs text (listener worker)",
+        "3 MB: CPU per 100 MB, /logs ndjson (listener worker)",
+    } <= set(memory)
     fanout = {m["name"]: m for m in figures["fanout"]["metrics"]}
     assert fanout["followers with identical, complete output"]["ok"] is True
     if upstream == "standin":

@@ -9,6 +9,7 @@ from bench.figures.coldstart import coldstart
 from bench.figures.fanout import fanout
 from bench.figures.latency import latency
 from bench.figures.masking import masking
+from bench.figures.memory import memory
 from bench.figures.status import status
 from bench.figures.throughput import throughput
 from bench.harness import Bench, Figure
@@ -21,4 +22,5 @@ FIGURES: dict[str, tuple[str, Callable[[Bench, Figure], None]]] = {
     "coldstart": ("5. Cold start of the status function", coldstart),
     "api": ("6. Kubernetes API requests per follow and per /status", api_cost),
     "masking": ("7. Masking in-process: one pass per chunk, whatever the number of values", masking),
+    "memory": ("8. Memory and CPU against log size: peak RSS, 100 MB vs 1 GB", memory),
 }
