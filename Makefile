@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 
-.PHONY: all install sandbox-deps image-deps image test lint run sandbox bench clean
+.PHONY: all install sandbox-deps client-deps image-deps image test lint run sandbox bench clean
 
 all: test
 
@@ -22,6 +22,13 @@ NODE_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --node)
 sandbox-deps:
 	bash tests/sandbox/install.sh $(NODE_FLAG) >/dev/null
 
+# The clients some tests drive, from Debian (as root): chromium + chromium-driver for the live page,
+# node + npm for the SSE client (npm's `eventsource`, pinned in tests/sse/package-lock.json).
+client-deps:
+	@command -v chromedriver >/dev/null && command -v npm >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			chromium chromium-driver nodejs npm >/dev/null)
+
 # podman, runc and debootstrap from Debian (as root); podman's settings come from image/containers.conf.
 image-deps:
 	bash image/install-tools.sh
@@ -35,7 +42,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: install sandbox-deps lint image
+test: install sandbox-deps client-deps lint image
 	$(PY) -m pytest -q
 
 # The service on the local sandbox with demo runs, all functions behind one router on $(PORT).

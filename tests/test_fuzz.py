@@ -753,6 +753,8 @@ def test_no_hang_and_streams_of_finished_runs_end(campaign: Campaign) -> None:
         last = lines[-1]
         if e.headers.get("content-type", "").startswith("application/x-ndjson"):
             return None if json.loads(last).get("event") == "end" else f"stream ended with {last[:200]!r}"
+        if e.headers.get("content-type", "").startswith("text/html"):  # the live page: no stream of its own
+            return None if lines[-1] == b"</html>" else f"page ended with {last[:200]!r}"
         if e.headers.get("content-type", "").startswith("text/event-stream"):  # `data: <NDJSON object>`
             ended = last.startswith(b"data: ") and json.loads(last[6:]).get("event") == "end"
             return None if ended else f"stream ended with {last[:200]!r}"
@@ -800,6 +802,10 @@ def test_no_reflected_markup_or_injected_headers(campaign: Campaign) -> None:
         if e.status is not None and e.status >= 400 and e.kind in ("malformed", "oversized-headers"):
             # The HTTP server's own pages: HTML-escaped (checked here), not JSON (checked below).
             return "unescaped markup in the HTTP server's error page" if b"<script" in lowered else None
+        if e.status == 200 and e.headers.get("content-type", "").startswith("text/html"):
+            # The live page: its template's own markup only; what the request named is escaped.
+            own = lowered.count(b"<script") == 1 and b'<script src="/logs/_assets/page.js" defer>' in lowered
+            return None if own and b"javascript:" not in lowered and b"onerror" not in lowered else "markup reflected"
         if not e.headers.get("content-type", "").startswith("application/json"):
             return f"markup in a {e.headers.get('content-type')!r} body: {e.body[:160]!r}"
         try:

@@ -6,17 +6,20 @@ after what an earlier stream delivered), cursors=true (text: each line prefixed 
 digest=, digest_lines=, stop_commands= (format=github), max_bytes=, tail=, since=, max_lines= (the
 log budget). `/logs?eventid=…` or `?sha=…` (also
 `/logs/<namespace>?…`) finds the run by its Triggers event ID or commit SHA instead of its name.
+A browser (`Accept: text/html`) gets the live page; its assets are at `/logs/_assets/<file>`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import functions_framework
 from flask import Request, Response
 
 from shared.http.endpoint import endpoint
+from shared.http.live_page import asset_response, page_response
 from shared.http.observe import counted_lines
 from shared.http.query import LogQuery
 from shared.http.responses import HttpError, kube_errors_answered, streaming_response
@@ -33,10 +36,15 @@ from shared.logs.tokens import Binding, ResumePoint, TokenError, decode
 from shared.logs.tracker import Tracker
 from shared.runs.model import Obj, name_of
 
+ASSETS = Path(__file__).resolve().parent / "assets"  # the live page's script, style and template
+
 
 @functions_framework.http
 @endpoint
 def logs(request: Request, svc: Service) -> Response:
+    asset = asset_response(request, svc, ASSETS)
+    if asset is not None:
+        return asset
     req = parse_run_request(request, svc, "logs", LogQuery.from_request)
     # Admitted before waiting for the run: a waiting request holds a worker thread as a stream does.
     lease = admit_stream(svc, req.principal)
@@ -44,6 +52,9 @@ def logs(request: Request, svc: Service) -> Response:
         with kube_errors_answered(req.run.what):
             run = find_run(svc, req, req.query.wait)
         check_run_grant(req.principal, run, req.run)
+        if req.query.format == "html":
+            lease.release()  # the page is no stream; the browser's event stream takes its own slot
+            return page_response(ASSETS, req.run.namespace, name_of(run), req.query.tasks, req.query.steps)
         with kube_errors_answered(req.run.what):
             _check_masking(svc, run)
         chunks, content_type = _stream(svc, req, run)

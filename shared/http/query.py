@@ -124,7 +124,7 @@ class LogQuery:
         {"task", "step", "timestamps", "format", "wait", "heartbeat", "resume", "cursors", "digest_lines"}
         | {"stop_commands", "digest", "eventid", "sha", "max_bytes", "tail", "since", "max_lines"}
     )
-    FORMATS = ("text", "ndjson", "gitlab", "github", "sse")
+    FORMATS = ("text", "ndjson", "gitlab", "github", "sse", "html")
 
     @classmethod
     def from_request(cls, args: Args, settings: Settings, headers: Headers) -> LogQuery:
@@ -135,7 +135,7 @@ class LogQuery:
         _check_known(args, set(cls.ALLOWED))
         fmt = (args.last("format") or "").strip().lower()
         if not fmt:
-            fmt = "ndjson" if "application/x-ndjson" in accept else "sse" if "text/event-stream" in accept else "text"
+            fmt = next((f for media, f in _ACCEPTED if media in accept), "text")
         if fmt not in cls.FORMATS:
             raise QueryError(f"format must be one of {', '.join(cls.FORMATS)}")
         heartbeat = _seconds(args, "heartbeat", settings.heartbeat_seconds, 3600)
@@ -222,6 +222,9 @@ def _stop_token(raw: str | None) -> str | None:
         raise QueryError("stop_commands must be 16 to 64 letters and digits")
     return raw
 
+
+# `Accept` media types that choose a format (a browser's page request: the live page).
+_ACCEPTED = (("application/x-ndjson", "ndjson"), ("text/event-stream", "sse"), ("text/html", "html"))
 
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
 

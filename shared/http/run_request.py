@@ -98,18 +98,25 @@ def raw_path_segments(request: Request) -> list[str]:
     return [unquote(part) for part in path.strip("/").split("/")]
 
 
-def authorize(request: Request, svc: Service, namespace: str) -> Principal:
+def authenticated(request: Request, svc: Service) -> Principal:
+    """The caller, whoever it is (401/429/503 otherwise)."""
     header = request.headers.get("Authorization")
     decision = svc.authenticator.authenticate(header, client_address(request, svc))
     if not decision.ok or decision.principal is None:
         _refused(header, decision.status)
         raise HttpError(decision.status, decision.error, dict(decision.headers))
     note_caller(request, decision.principal.name, decision.principal.kind)
-    if not decision.principal.may_read(namespace):
+    return decision.principal
+
+
+def authorize(request: Request, svc: Service, namespace: str) -> Principal:
+    principal = authenticated(request, svc)
+    header = request.headers.get("Authorization")
+    if not principal.may_read(namespace):
         # Same answer whether or not the run exists: no probing of other namespaces.
         _refused(header, 403)
         raise HttpError(403, f"not allowed to read runs in namespace {namespace!r}")
-    return decision.principal
+    return principal
 
 
 def _refused(header: str | None, status: int) -> None:
