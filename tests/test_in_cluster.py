@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,13 +92,16 @@ def test_every_function_runs_from_service_yaml_with_only_in_cluster_configuratio
         # No kubeconfig: the token and CA the kubelet mounted, the Service address it set.
         env = {item["name"] for item in box["env"]}
         assert "KUBECONFIG" not in env
-        assert TOKEN_MOUNT in {mount["mountPath"] for mount in box["volumeMounts"]}
+        # Mounted unless service.yaml turns it off (a function that never talks to Kubernetes).
+        mounted = TOKEN_MOUNT in {mount["mountPath"] for mount in box["volumeMounts"]}
+        assert mounted == token_wanted(template), function
         [status] = pod["status"]["containerStatuses"]
         assert status["ready"] and status["containerID"].startswith("containerd://")
     health = curl("-f", deployed.url("health", "/health"))
     assert health.returncode == 0, health.stderr
     assert json.loads(health.stdout)["status"] == "ok"
-    # Readiness proves the API answers through 10.96.0.1 and the ServiceAccount may list runs.
+    # Readiness of a function that reads the API proves it answers through 10.96.0.1 and the
+    # ServiceAccount may list runs.
     for function in deployed.names:
         ready = curl("-f", deployed.url(function, "/health/readiness"))
         assert ready.returncode == 0, (function, ready.stdout, ready.stderr)
@@ -135,19 +139,49 @@ def test_curl_follows_a_real_pipelinerun_and_status_answers(deployed: Deployed) 
     assert curl("-f", deployed.url("status", f"/status/{name}")).returncode == 22
 
 
+def token_wanted(template: dict[str, Any]) -> bool:
+    """Whether the kubelet mounts the pod's token: the pod's setting, else its ServiceAccount's."""
+    if "automountServiceAccountToken" in template:
+        return bool(template["automountServiceAccountToken"])
+    [account] = [
+        doc
+        for doc in rbac_documents()
+        if doc["kind"] == "ServiceAccount" and doc["metadata"]["name"] == template["serviceAccountName"]
+    ]
+    return account.get("automountServiceAccountToken", True) is not False
+
+
+def may_list_runs(account: str) -> bool:
+    """service.yaml binds `account` to a Role that lists PipelineRuns."""
+    docs = rbac_documents()
+    bound = {
+        doc["roleRef"]["name"]
+        for doc in docs
+        if doc["kind"] == "RoleBinding"
+        and any(s["kind"] == "ServiceAccount" and s["name"] == account for s in doc["subjects"])
+    }
+    return any(
+        "pipelineruns" in rule.get("resources", []) and "list" in rule.get("verbs", [])
+        for doc in docs
+        if doc["kind"] == "Role" and doc["metadata"]["name"] in bound
+        for rule in doc["rules"]
+    )
+
+
 def test_the_pods_identity_holds_the_role_and_nothing_else(deployed: Deployed) -> None:
     cluster = deployed.cluster
-    for doc in rbac_documents():
-        if doc["kind"] != "ServiceAccount":
-            continue
-        account = cluster.wait_service_account(NS, doc["metadata"]["name"])
+    accounts = {knative_services()[f]["spec"]["template"]["spec"]["serviceAccountName"] for f in deployed.names}
+    assert any(may_list_runs(account) for account in accounts)
+    for account_name in sorted(accounts):
+        account = cluster.wait_service_account(NS, account_name)
         [ref] = [s["name"] for s in account["secrets"] if "token" in s["name"]]
         secret = cluster.api("GET", f"/api/v1/namespaces/{NS}/secrets/{ref}")
         token = base64.b64decode(secret["data"]["token"]).decode()
         assert base64.b64decode(secret["data"]["ca.crt"]) == Path(cluster.ca_file).read_bytes()
-        who = Identity(token, f"system:serviceaccount:{NS}:{doc['metadata']['name']}")
+        who = Identity(token, f"system:serviceaccount:{NS}:{account_name}")
         runs = "/apis/tekton.dev/v1/namespaces/{}/pipelineruns"
-        assert cluster.raw("GET", runs.format(NS), who)[0] == 200
+        expected = 200 if may_list_runs(account_name) else 403
+        assert cluster.raw("GET", runs.format(NS), who)[0] == expected, account_name
         assert cluster.raw("GET", runs.format("default"), who)[0] == 403
         assert cluster.raw("GET", f"/api/v1/namespaces/{NS}/secrets", who)[0] == 403
         assert cluster.raw("POST", f"/api/v1/namespaces/{NS}/pods", who, {"metadata": {"name": "x"}})[0] == 403
