@@ -19,6 +19,7 @@ the host reaches it at its pod IP.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import uuid
@@ -32,6 +33,7 @@ from tests.sandbox.kubelet import parse_rfc3339
 from tests.support import PASSWORD, USER
 from tests.test_manifests import service_documents
 
+CRI_STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d) ")
 RBAC_KINDS = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding")
 # Applied as they are, though the node's bridge CNI enforces no NetworkPolicy.
 DEPLOYED_KINDS = (*RBAC_KINDS, "NetworkPolicy")
@@ -141,12 +143,16 @@ class ListenerPods:
 
     def log(self, name: str, follow: bool = False) -> str:
         """The container's own log, as `kubectl logs` reads it through the kubelet; with `follow`,
-        everything until the container exits (what it logs at stop included)."""
-        path = f"/api/v1/namespaces/{self.namespace}/pods/{name}/log" + ("?follow=true" if follow else "")
-        status, text = self.cluster.raw("GET", path, self.cluster.admin, timeout=120)
+        everything until the container exits (what it logs at stop included). Read with the CRI
+        file's timestamps, which are then cut: a line without one is the kubelet's own (kubelet
+        1.20 appends `rpc error: code = NotFound ...` to a followed log whose pod is deleted)."""
+        path = f"/api/v1/namespaces/{self.namespace}/pods/{name}/log?timestamps=true"
+        status, text = self.cluster.raw(
+            "GET", path + ("&follow=true" if follow else ""), self.cluster.admin, timeout=120
+        )
         if status != 200:
             raise ApiError(status, text, "GET", path)
-        return text
+        return "".join(CRI_STAMP.sub("", line) for line in text.splitlines(keepends=True) if CRI_STAMP.match(line))
 
     def container_started(self, name: str) -> float:
         """When runc created the pod's container (epoch seconds, nanosecond precision): the API's
