@@ -183,6 +183,16 @@ def test_each_function_serves_alone_with_functions_framework(cluster: Cluster, s
             assert status == 200 and f"PipelineRun {run.name} Succeeded".encode() in body
 
 
+def test_health_without_credentials_serves_probes_and_logs_no_error(cluster: Cluster) -> None:
+    """health's pods get no credentials (service.yaml): that is not a misconfiguration to log."""
+    source = "functions/health/main.py"
+    command = [sys.executable, "-m", "functions_framework", "--source", source, "--target", "health"]
+    with Listener(cluster, command, AUTH_USERNAME="", AUTH_PASSWORD="") as health:
+        for path in ("/health", "/health/liveness", "/health/readiness"):
+            assert health.get_json(path, auth=None)[0] == 200
+    assert "authentication is not configured" not in health.log_path.read_text()
+
+
 def test_missing_kubeconfig_is_503_not_500(cluster: Cluster, tmp_path) -> None:
     with Listener(cluster, KUBECONFIG=str(tmp_path / "absent")) as broken:
         status, body = broken.get_json("/status/x")

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.authenticator = Authenticator.from_settings(settings.auth)
+        self._authenticator: Authenticator | None = None
         self.stream_limiter = StreamLimiter.from_settings(settings.streams)
         # Set when the process is asked to stop: open streams end cleanly at a line boundary.
         self.shutdown = SHUTDOWN
@@ -33,6 +33,15 @@ class Service:
         self._registry: RunWatchRegistry | None = None
         self._maskers: SecretMaskers | None = None
         self._readiness: tuple[float, str | None] = (0.0, "not checked yet")
+
+    @property
+    def authenticator(self) -> Authenticator:
+        # Built on first use: `health` authenticates only a probe that brings credentials, so its
+        # pods (given none) do not log at every start that credentials are missing.
+        with self._lock:
+            if self._authenticator is None:
+                self._authenticator = Authenticator.from_settings(self.settings.auth)
+            return self._authenticator
 
     @property
     def kube(self) -> Kube:
