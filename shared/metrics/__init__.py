@@ -1,7 +1,7 @@
 """Prometheus metrics of every function, and the small API the wings call to move them.
 
 Every wing may import this package (it imports nothing of `shared` but `config`): the HTTP
-wrapper counts requests, `kube/client` API calls, `notify` deliveries, `logs/masking` matches.
+wrapper counts requests, `kube/client` API calls, `notify` deliveries and refusals, `logs/masking` matches.
 Metrics are served on their own port (`METRICS_PORT`, `shared.metrics.server`), which no
 ingress routes to. Names and labels: docs/observability.md.
 
@@ -18,6 +18,9 @@ from shared.metrics.registry import (
     KUBE_REQUESTS,
     MASKED,
     NOTIFY_DELIVERIES,
+    NOTIFY_IGNORED_EVENTS,
+    NOTIFY_REFUSED_TARGETS,
+    NOTIFY_REJECTED_REQUESTS,
     OPEN_STREAMS,
     REQUEST_SECONDS,
     REQUESTS,
@@ -28,6 +31,9 @@ from shared.metrics.registry import (
     kube_request,
     masked,
     notify_delivery,
+    notify_ignored,
+    notify_refused,
+    notify_rejected,
 )
 
 __all__ = [
@@ -37,6 +43,9 @@ __all__ = [
     "KUBE_REQUEST_SECONDS",
     "MASKED",
     "NOTIFY_DELIVERIES",
+    "NOTIFY_IGNORED_EVENTS",
+    "NOTIFY_REFUSED_TARGETS",
+    "NOTIFY_REJECTED_REQUESTS",
     "OPEN_STREAMS",
     "REQUESTS",
     "REQUESTS_IN_HANDLER",
@@ -47,4 +56,7 @@ __all__ = [
     "kube_request",
     "masked",
     "notify_delivery",
+    "notify_ignored",
+    "notify_refused",
+    "notify_rejected",
 ]

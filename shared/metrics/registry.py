@@ -1,6 +1,6 @@
 """The metrics themselves. Label values come from small fixed sets (function, route template, code,
-verb, resource, outcome, target kind), never from request input, so a hostile client cannot make
-a series per request."""
+verb, resource, outcome, target kind, notify's reasons), never from request input, so a hostile
+client cannot make a series per request."""
 
 from __future__ import annotations
 
@@ -51,6 +51,18 @@ KUBE_REQUEST_SECONDS = Histogram(
 NOTIFY_DELIVERIES = Counter(
     "tpl_notify_deliveries", "Notification deliveries, by target kind and outcome", ["target", "outcome"]
 )
+# kind: gitlab, github, slack, webhook
+NOTIFY_REFUSED_TARGETS = Counter(
+    "tpl_notify_refused_targets", "Targets a run's annotation chose outside the allow-list", ["kind"]
+)
+# reason: unknown-run, uid-mismatch, unreadable
+NOTIFY_IGNORED_EVENTS = Counter(
+    "tpl_notify_ignored_events", "Events that named no readable run of that uid", ["reason"]
+)
+# reason: no-token, bad-token, subject, review-failed, too-large
+NOTIFY_REJECTED_REQUESTS = Counter(
+    "tpl_notify_rejected_requests", "Event requests refused at notify's ingress", ["reason"]
+)
 MASKED = Counter("tpl_logs_masked_values", "Secret values replaced in streamed logs")
 
 
@@ -94,6 +106,21 @@ def notify_delivery(target: str, outcome: str) -> None:
     """One delivery to a target of kind `target` (gitlab, github, slack, webhook): `outcome` one of
     delivered, retried, failed, skipped (notify's own words; keep the set small)."""
     NOTIFY_DELIVERIES.labels(target, outcome).inc()
+
+
+def notify_refused(kind: str) -> None:
+    """A target of kind `kind` a run's annotation chose outside notify's allow-list."""
+    NOTIFY_REFUSED_TARGETS.labels(kind).inc()
+
+
+def notify_ignored(reason: str) -> None:
+    """An event that named no readable run of its uid (`reason`: unknown-run, uid-mismatch, unreadable)."""
+    NOTIFY_IGNORED_EVENTS.labels(reason).inc()
+
+
+def notify_rejected(reason: str) -> None:
+    """An event request refused at notify's ingress (no-token, bad-token, subject, review-failed, too-large)."""
+    NOTIFY_REJECTED_REQUESTS.labels(reason).inc()
 
 
 def masked(count: int) -> None:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.config import setting
-from shared.notify import metrics
+from shared.metrics import notify_rejected
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class IngressGuard:
         return None
 
     def _refuse(self, status: int, reason: str, message: str) -> Refusal:
-        metrics.rejected(reason)
+        notify_rejected(reason)
         log.warning("event request refused (%d): %s", status, message)
         return Refusal(status, {"error": message})
 

@@ -31,8 +31,7 @@ from typing import Any
 from shared.config import Settings as KubeSettings
 from shared.config import load
 from shared.kube.client import Forbidden, Kube, KubeError, load_api_client
-from shared.metrics import notify_delivery
-from shared.notify import metrics
+from shared.metrics import notify_delivery, notify_ignored
 from shared.notify.config import ConfigError, Settings
 from shared.notify.delivery import Deliverer, Result
 from shared.notify.events import TERMINAL_RANK, EventError, RunEvent, parse_event, run_event
@@ -109,14 +108,14 @@ class Notifier:
                 # a genuine event must then be redelivered. Eventing's retries are bounded; a namespace
                 # notify's Role is not bound in ends dead-lettered, with this error in the log.
                 log.error("event %s for %s: the run cannot be read (%s), nothing sent", event_id, run, e.reason)
-                metrics.ignored("unreadable")
+                notify_ignored("unreadable")
                 return Outcome(503, {"run": run, "error": "the run cannot be read"})
             except KubeError as e:
                 log.warning("event %s for %s: the API did not answer (%s)", event_id, run, e.reason)
                 return Outcome(503, {"run": run, "error": "kubernetes API unavailable"})
             if obj is None or (obj.get("metadata") or {}).get("uid") != claim.uid:
                 why = "no such run" if obj is None else "the run's uid is not the event's"
-                metrics.ignored("unknown-run" if obj is None else "uid-mismatch")
+                notify_ignored("unknown-run" if obj is None else "uid-mismatch")
                 log.warning(
                     "event %s (%s, uid %s) for %s: %s, nothing sent", event_id, claim.state, claim.uid, run, why
                 )

@@ -32,7 +32,7 @@ import logging
 import re
 from collections.abc import Mapping
 
-from shared.notify import metrics
+from shared.metrics import notify_refused
 from shared.notify.allow import allowed
 from shared.notify.config import FileConfig, Settings
 from shared.notify.events import RunEvent
@@ -116,5 +116,5 @@ def _permitted(target: Target, event: RunEvent, config: FileConfig) -> bool:
         target.kind,
         place,
     )
-    metrics.refused(target.kind)
+    notify_refused(target.kind)
     return False
