@@ -38,7 +38,7 @@ from shared.notify.config import FileConfig, Settings
 from shared.notify.events import RunEvent
 from shared.notify.record import RECORD_ANNOTATION
 from shared.notify.senders import KINDS, SENDERS
-from shared.notify.target import Target, TargetContext, parse_states
+from shared.notify.target import Target, TargetContext, names_in, parse_states
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +105,8 @@ def _permitted(target: Target, event: RunEvent, config: FileConfig) -> bool:
     place = _place(target)
     if claimed is None:
         return True
-    configured = config.namespace_defaults(event.namespace).get(key, "")
-    names = {"default" if n.strip().lower() in ("true", "yes", "default") else n.strip() for n in configured.split(",")}
-    if place in names or allowed(config.allow, event.namespace, event.labels, target.kind, place):
+    configured = names_in(config.namespace_defaults(event.namespace).get(key, ""))
+    if place in configured or allowed(config.allow, event.namespace, event.labels, target.kind, place):
         return True
     log.warning(
         "%s/%s: %s target %r refused: not allowed for this namespace (config allow:)",

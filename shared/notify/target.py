@@ -71,6 +71,13 @@ class Target:
         return state in self.states
 
 
+def names_in(text: str) -> list[str]:
+    """Comma-separated names; "true"/"yes"/"default" become "default". Listed twice (or "true"
+    and "default") is one name: one target, one POST."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    return list(dict.fromkeys("default" if n.lower() in _DEFAULT_NAMES else n for n in names))
+
+
 @dataclass(frozen=True)
 class TargetContext:
     """One run's event with its merged settings (namespace defaults under annotations)."""
@@ -88,10 +95,7 @@ class TargetContext:
         return "" if value.lower() in _OFF else value
 
     def names(self, key: str) -> list[str]:
-        """Comma-separated names; "true"/"yes"/"default" become "default"."""
-        names = [n.strip() for n in self.value(key).split(",") if n.strip()]
-        # Listed twice (or "true" and "default") is one target: one POST each.
-        return list(dict.fromkeys("default" if n.lower() in _DEFAULT_NAMES else n for n in names))
+        return names_in(self.value(key))
 
     def states(self, sender: Kind) -> frozenset[str]:
         run_states = parse_states(self.merged.get("notify-on"), sender.default_states)
