@@ -925,6 +925,9 @@ def test_each_pipeline_task_gets_its_own_commit_status_linking_to_its_log(
 
 
 # -- the watch-fed mode: the same notifier, fed by a list-watch instead of events --------------------
+READY = "watching PipelineRuns in"
+
+
 class WatcherProcess:
     """`python -m shared.notify.watcher` as a subprocess, the way deploy/notify-watch.yaml runs it."""
 
@@ -937,6 +940,9 @@ class WatcherProcess:
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=full, stdout=self.log, stderr=subprocess.STDOUT)
 
     def stop(self) -> None:
+        # a SIGTERM that lands before Python has imported the module is the OS default (exit -15):
+        # what is under test is the watcher's own shutdown, so it is sent once the watcher said it runs
+        wait_for(lambda: self.proc.poll() is not None or READY in self.log_path.read_text(), "the watcher to start")
         self.proc.terminate()
         try:
             assert self.proc.wait(15) == 0, self.log_path.read_text()[-2000:]

@@ -108,11 +108,21 @@ class Watcher:
 
 
 def main() -> None:
+    stop = threading.Event()
+    watcher: Watcher | None = None
+
+    def shutdown(*_: Any) -> None:
+        # installed first: a pod stopped while it still starts up exits cleanly too
+        stop.set()
+        if watcher is not None:
+            watcher.shutdown()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     env = Env()
     notifier = Notifier.from_env()
     namespace = env.text("NAMESPACE", "tekton-pipelines")
-    stop = threading.Event()
     lease = None
     if env.switch("NOTIFY_LEADER_ELECTION", True):
         identity = f"{env.text('POD_NAME') or socket.gethostname()}_{os.getpid()}"
@@ -122,8 +132,6 @@ def main() -> None:
     except Exception:  # metrics must never keep the watcher from running
         log.exception("starting the metrics server failed")
     watcher = Watcher(notifier, namespace, lease, stop)
-    signal.signal(signal.SIGTERM, watcher.shutdown)
-    signal.signal(signal.SIGINT, watcher.shutdown)
     log.info("watching PipelineRuns in %s (leader election %s)", namespace, "on" if lease else "off")
     watcher.run()
     if lease is not None:
