@@ -419,3 +419,18 @@ def test_a_resource_the_api_does_not_serve_is_not_taken_for_a_missing_run() -> N
     with pytest.raises(KubeError) as e:  # a restarting apiserver, before its CRD handler serves the resource
         ApiRuns(Kube("the server could not find the requested resource")).pipelinerun("ns", "x")  # type: ignore[arg-type]
     assert e.value.status == 503
+
+
+def test_the_failed_step_is_the_one_the_failure_digest_names() -> None:
+    from shared.notify.tasks import failed_step
+
+    def taskrun(*steps: dict[str, Any]) -> dict[str, Any]:
+        return {"status": {"steps": list(steps)}}
+
+    build = {"name": "build", "terminated": {"exitCode": 2, "reason": "Error"}}
+    assert failed_step(taskrun({"name": "fetch", "terminated": {"exitCode": 0}}, build)) == "step build exited 2"
+    # a failure `onError: continue` let pass, and steps skipped after the failed one, are not it
+    lint = {"name": "lint", "terminated": {"exitCode": 1}, "terminationReason": "Continued"}
+    after = {"name": "push", "terminated": {"exitCode": 1}, "terminationReason": "Skipped"}
+    assert failed_step(taskrun(lint, build, after)) == "step build exited 2"
+    assert failed_step(taskrun(lint, {"name": "pull", "waiting": {"reason": "ImagePullBackOff"}})) == ""

@@ -15,18 +15,19 @@ from urllib.parse import quote
 
 from shared.notify.events import TYPE_PREFIX, RunEvent, state_from_condition
 from shared.notify.target import Target
+from shared.runs.digest import failed_step as step_failure
 from shared.runs.model import Obj, pipeline_task_of, status_of, succeeded_condition, taskrun_start_key
 
 COMMIT_KINDS = frozenset({"gitlab", "github"})
 
 
 def failed_step(taskrun: Obj) -> str:
-    """`step build exited 2`, from the first step that ended non-zero (not one skipped after it)."""
+    """`step build exited 2`, from the first step that failed by itself with an exit code (as the
+    failure digest has it: not one skipped after it, nor one whose failure `onError: continue` let pass)."""
     for step in status_of(taskrun).get("steps") or []:
-        term = (step or {}).get("terminated") or {}
-        code = term.get("exitCode")
-        if isinstance(code, int) and code != 0 and step.get("terminationReason") != "Skipped":
-            return f"step {step.get('name', '?')} exited {code}"
+        failed = step_failure(step or {})
+        if failed is not None and failed["exitCode"] is not None:
+            return f"step {failed['step'] or '?'} exited {failed['exitCode']}"
     return ""
 
 
