@@ -81,10 +81,16 @@ def parked_wait(listener: Listener, path: str) -> socket.socket:
 
 
 @pytest.mark.parametrize("endpoint", ["status", "logs"])
-def test_a_client_that_leaves_mid_wait_frees_thread_socket_and_slot(cluster: Cluster, endpoint: str) -> None:
+@pytest.mark.parametrize("by", ["name", "eventid"])
+def test_a_client_that_leaves_mid_wait_frees_thread_socket_and_slot(cluster: Cluster, endpoint: str, by: str) -> None:
     grant_listener(cluster, NS)
     with Listener(cluster, LOGS_MAX_STREAMS_PER_PRINCIPAL="1") as capped:
-        raw = parked_wait(capped, f"/{endpoint}/never-created-{uuid.uuid4().hex[:8]}?wait=300")
+        never = uuid.uuid4().hex[:8]
+        # By name the run's own watch waits; by event ID, a watch of the label (`shared.runs.find`).
+        path = f"/{endpoint}/never-created-{never}?wait=300"
+        if by == "eventid":
+            path = f"/{endpoint}?eventid={never}&wait=300"
+        raw = parked_wait(capped, path)
         raw.close()
         freed = eventually(lambda: capped.get("/logs/no-such-run?wait=0")[0] == 404, 5, "slot freed")
         eventually(lambda: close_wait_sockets(capped.port) == 0, 5, "no CLOSE_WAIT socket")

@@ -2,21 +2,21 @@
 ID an EventListener answered with (label `triggers.tekton.dev/triggers-eventid`), or the commit
 SHA (a label the trigger sets, or an annotation; see `Settings.run_sha_label`).
 
-A run not there yet is waited for like `find_pipelinerun` waits: one LIST and one WATCH with the
-label selector, no polling. Every match is returned, oldest first: more than one is for the
-caller to refuse.
+A run not there yet is waited for as `find_pipelinerun` waits (`waiting_updates`): one LIST and
+one WATCH with the label selector, no polling, cut as soon as the client has gone. Every match is
+returned, oldest first: more than one is for the caller to refuse.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 
 from shared.kube.client import PIPELINERUNS, Kube
 from shared.kube.listwatch import Listed
-from shared.runs.lookup import waiting_listwatch
+from shared.runs.lookup import waiting_updates
 from shared.runs.model import Obj, labels_of, name_of
 
 EVENT_ID_LABEL = "triggers.tekton.dev/triggers-eventid"
@@ -73,14 +73,15 @@ def find_runs(
     if found or wait_seconds <= 0:
         return _oldest_first(found)
     what = f"PipelineRuns in {namespace} with {selector.describe()}"
-    listwatch = waiting_listwatch(kube, namespace, what, stop, labels=selector.label_selector())
-    for update in listwatch.updates(time.monotonic() + wait_seconds, client_gone):
-        if isinstance(update, Listed):
-            found = {name_of(i): i for i in update.items if selector.matches(i)}
-        elif update.type in ("ADDED", "MODIFIED") and selector.matches(update.obj):
-            found[name_of(update.obj)] = update.obj
-        elif update.type == "DELETED":
-            found.pop(name_of(update.obj), None)
-        if found:
-            return _oldest_first(found)
+    updates = waiting_updates(kube, namespace, what, wait_seconds, stop, client_gone, selector.label_selector())
+    with closing(updates):
+        for update in updates:
+            if isinstance(update, Listed):
+                found = {name_of(i): i for i in update.items if selector.matches(i)}
+            elif update.type in ("ADDED", "MODIFIED") and selector.matches(update.obj):
+                found[name_of(update.obj)] = update.obj
+            elif update.type == "DELETED":
+                found.pop(name_of(update.obj), None)
+            if found:
+                return _oldest_first(found)
     return []

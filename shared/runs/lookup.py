@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing
 
 from shared.kube.client import PIPELINERUNS, TASKRUNS, Kube, NotFound
-from shared.kube.listwatch import Listed, ListWatch
+from shared.kube.listwatch import Listed, ListWatch, Update
 from shared.runs.model import PIPELINE_RUN_LABEL, Obj, is_done, owned_by, uid_of
 
 # A waiting watch is renewed this often; a departed client or a shutdown interrupts it sooner.
@@ -66,27 +67,41 @@ def taskruns_of(kube: Kube, pipelinerun: Obj) -> list[Obj]:
     return [tr for tr in taskruns if owned_by(tr, "PipelineRun", {uid_of(pipelinerun)})]
 
 
-def waiting_listwatch(
+def waiting_updates(
     kube: Kube,
     namespace: str,
     what: str,
+    seconds: float,
     stop: threading.Event | None,
+    client_gone: Callable[[], bool] | None = None,
     labels: str | None = None,
     fields: str | None = None,
-) -> ListWatch:
-    """PipelineRuns of `namespace` for a request that waits for one: renewed every `WATCH_SLICE`.
-    Refusals end the wait at once: a lookup has no earlier success that would make them transient."""
-    return ListWatch(
+) -> Iterator[Update]:
+    """PipelineRuns of `namespace` for a request that waits for one, for up to `seconds`: one LIST
+    and one WATCH, renewed every `WATCH_SLICE`. Refusals end the wait at once: a lookup has no
+    earlier success that would make them transient. A watchdog ends it as soon as the client has
+    gone or the process stops (see `_watchdog`)."""
+    ended = threading.Event()  # this wait's own stop: set by the watchdog, never the shared `stop`
+    listwatch = ListWatch(
         kube,
         PIPELINERUNS,
         namespace,
         labels=labels,
         fields=fields,
-        stop=stop or threading.Event(),
+        stop=ended,
         refusal_grace=0.0,
         watch_seconds=WATCH_SLICE,
         what=what,
     )
+    done = threading.Event()
+    watchdog = threading.Thread(
+        target=_watchdog, args=(listwatch, ended, done, stop, client_gone), name=f"wait {what}", daemon=True
+    )
+    watchdog.start()
+    try:
+        yield from listwatch.updates(time.monotonic() + seconds)
+    finally:
+        done.set()
 
 
 def _watch_until(
@@ -98,34 +113,17 @@ def _watch_until(
     stop: threading.Event | None,
     client_gone: Callable[[], bool] | None = None,
 ) -> Obj | None:
-    # Refusals end the wait at once: a lookup has no earlier success that would make them transient.
-    ended = threading.Event()  # this wait's own stop: set by the watchdog, never the shared `stop`
-    listwatch = ListWatch(
-        kube,
-        PIPELINERUNS,
-        namespace,
-        fields=f"metadata.name={name}",
-        stop=ended,
-        refusal_grace=0.0,
-        watch_seconds=WATCH_SLICE,
-        what=f"PipelineRun {namespace}/{name}",
-    )
-    done = threading.Event()
-    watchdog = threading.Thread(
-        target=_watchdog, args=(listwatch, ended, done, stop, client_gone), name=f"wait-{name}", daemon=True
-    )
-    watchdog.start()
-    try:
-        for update in listwatch.updates(time.monotonic() + seconds):
+    what = f"PipelineRun {namespace}/{name}"
+    updates = waiting_updates(kube, namespace, what, seconds, stop, client_gone, fields=f"metadata.name={name}")
+    with closing(updates):
+        for update in updates:
             if isinstance(update, Listed):
                 found = [item for item in update.items if predicate(item)]
                 if found:
                     return found[0]
             elif update.type in ("ADDED", "MODIFIED") and predicate(update.obj):
                 return update.obj
-        return None
-    finally:
-        done.set()
+    return None
 
 
 def _watchdog(
