@@ -17,7 +17,6 @@ from shared.http.run_lookup import find_run
 from shared.http.run_request import check_run_grant, held_while_waiting, parse_run_request
 from shared.http.service import Service
 from shared.logs.last_lines import with_last_lines
-from shared.runs.digest import failure_digest
 from shared.runs.lookup import taskruns_of, wait_until_done
 from shared.runs.status import http_code, outcome_of, run_status
 
@@ -34,9 +33,8 @@ def status(request: Request, svc: Service) -> Response:
         outcome = outcome_of(run)
         failed = http_code(outcome) == 422
         taskruns = taskruns_of(svc.kube, run) if query.tasks or failed else None
-        body = run_status(run, taskruns if query.tasks else None)
-        digest = failure_digest(run, taskruns or [])
-        if digest is not None:
-            body["digest"] = with_last_lines(svc.kube, svc.maskers, ref.namespace, digest, query.digest_lines)
+        body = run_status(run, taskruns, task_details=query.tasks)
+        if "digest" in body:
+            body["digest"] = with_last_lines(svc.kube, svc.maskers, ref.namespace, body["digest"], query.digest_lines)
     headers = {} if outcome.done else {"Retry-After": "10"}
     return json_response(body, http_code(outcome), headers)

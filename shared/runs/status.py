@@ -23,8 +23,9 @@ HTTP_CODES = {
 }
 
 
-def run_status(pipelinerun: Obj, taskruns: list[Obj] | None = None) -> dict[str, Any]:
-    """The seed's four fields from the Succeeded condition, plus extras."""
+def run_status(pipelinerun: Obj, taskruns: list[Obj] | None = None, task_details: bool = True) -> dict[str, Any]:
+    """The seed's four fields from the Succeeded condition, plus extras. Without `task_details`,
+    the TaskRuns make only the failure digest and `tasks` holds the names alone."""
     cond = succeeded_condition(pipelinerun)
     meta = pipelinerun.get("metadata") or {}
     status = status_of(pipelinerun)
@@ -39,7 +40,7 @@ def run_status(pipelinerun: Obj, taskruns: list[Obj] | None = None) -> dict[str,
         "outcome": str(outcome),
         "startTime": status.get("startTime"),
         "completionTime": status.get("completionTime"),
-        "tasks": task_summaries(pipelinerun, taskruns),
+        "tasks": task_summaries(pipelinerun, taskruns if task_details else None),
     }
     # Only where the TaskRuns were read: the steps that failed are in their status.
     digest = failure_digest(pipelinerun, taskruns) if taskruns is not None else None
