@@ -34,7 +34,7 @@ from shared.logs.run_reader import RunFollower
 from shared.logs.secret_values import Unreadable
 from shared.logs.tokens import Binding, ResumePoint, TokenError, decode
 from shared.logs.tracker import Tracker
-from shared.runs.model import Obj, name_of
+from shared.runs.model import Obj, name_of, uid_of
 
 ASSETS = Path(__file__).resolve().parent / "assets"  # the live page's script, style and template
 
@@ -77,7 +77,7 @@ def _check_masking(svc: Service, run: Obj) -> None:
 def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator[bytes], str]:
     """The run's log events, read from where the resume token says, written in the asked format."""
     query = req.query
-    binding = Binding.of(str(run["metadata"].get("uid", "")), query.tasks, query.steps)
+    binding = Binding.of(uid_of(run), query.tasks, query.steps)
     point: ResumePoint | None = None
     if query.resume is not None:
         try:
@@ -105,7 +105,6 @@ def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator
     )
     since_ns = time.time_ns() - int(query.since * 1e9) if query.since else 0
     budget = Budget(query.max_bytes, query.tail, since_ns, query.max_lines)
-    uid = str(run["metadata"].get("uid", ""))
-    elided = elision_url(req.run.namespace, name_of(run), uid)
+    elided = elision_url(req.run.namespace, name_of(run), uid_of(run))
     batches = counted_lines(follower.batches())
     return written(batches, writer, BudgetFilter(budget, elided) if budget else None), writer.content_type

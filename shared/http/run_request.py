@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import select
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from flask import Request
@@ -27,6 +27,7 @@ from shared.http.responses import HttpError
 from shared.http.service import Service
 from shared.kube.names import namespace_problem, object_name_problem
 from shared.metrics import AUTH_FAILURES, BACKOFFS
+from shared.runs.model import Obj, labels_of
 
 Q = TypeVar("Q")
 
@@ -129,10 +130,9 @@ def _refused(header: str | None, status: int) -> None:
         BACKOFFS.labels("auth").inc()
 
 
-def check_run_grant(principal: Principal, run: Mapping[str, Any], ref: RunRef) -> None:
+def check_run_grant(principal: Principal, run: Obj, ref: RunRef) -> None:
     """403 unless the run carries the labels the caller is confined to (OIDC rules' `run_labels`)."""
-    labels = run.get("metadata", {}).get("labels") or {}
-    if not principal.may_read_run(labels):
+    if not principal.may_read_run(labels_of(run)):
         raise HttpError(403, f"not allowed to read {ref.what}: it lacks the labels your token's rule requires")
 
 
