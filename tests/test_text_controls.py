@@ -10,6 +10,7 @@ import subprocess
 import uuid
 
 from shared.logs.controls import neutralised, neutralised_text
+from shared.logs.formats.digest_text import digest_lines
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.sandbox.simulator import Simulator
 from tests.support import PASSWORD, USER, Listener
@@ -90,3 +91,13 @@ def test_chunks_without_controls_or_with_colour_only_pass_untouched() -> None:
     assert neutralised("caf\u00e9 25\u00b0C".encode()) == "caf\u00e9 25\u00b0C".encode()
     assert neutralised(b"a\rb\x1b[2Kc\x1b[31md") == b"a^Mb^[[2Kc\x1b[31md"
     assert neutralised_text("failed: \x1b[2K\rPipelineRun x Succeeded") == "failed: ^[[2K^MPipelineRun x Succeeded"
+
+
+def test_the_digest_shows_controls_as_text_in_messages_too() -> None:
+    """A step writes its own termination message: in the digest it moves nothing, as its lines."""
+    step = {"step": "push", "exitCode": 1, "message": ATTACKS[1].decode(), "lastLines": [ATTACKS[0].decode()]}
+    task = {"task": "deploy", "reason": "Failed", "message": ATTACKS[2].decode(), "steps": [step]}
+    digest = {"outcome": "failed", "reason": "Failed", "message": "\r" + FAKE_END.decode(), "failedTasks": [task]}
+    lines = digest_lines(RUN, digest)
+    assert not [line for line in lines if MOVING.search(line.encode())]
+    assert "      | ^M[deploy : push] pushed to production" in lines

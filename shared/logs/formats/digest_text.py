@@ -50,8 +50,9 @@ def digest_lines(name: str, digest: dict[str, Any]) -> list[str]:
             lines = step.get("lastLines") or []
             if lines:
                 out.append(f"      last {len(lines)} lines:")
-                # As text mode shows step output: a control a step printed moves nothing here either.
-                out.extend(f"      | {neutralised_text(line)}" for line in lines)
+                out.extend(f"      | {line}" for line in lines)
     for skipped in digest.get("skippedTasks") or []:
         out.append(f"  SKIPPED task {skipped['task']}: {skipped.get('reason')}")
-    return out
+    # As text mode shows step output and its own status line: a control moves nothing here
+    # either, be it in a step's last lines or in a message a step wrote (its termination message).
+    return [neutralised_text(line) for line in out]

@@ -62,14 +62,17 @@ class GitHubWriter(FramedWriter):
                 code = f"exit code {step['exitCode']}" if step.get("exitCode") is not None else "never started"
                 title = f"Tekton {task['task']} : {step['step']} failed ({code})"
                 last = step.get("lastLines") or []
-                message = "\n".join([f"{task.get('reason')}: {task.get('message')}", *map(neutralised_text, last[-5:])])
-                errors.append(f"::error title={escape_property(title)}::{escape_data(message)}")
+                errors.append(_error(title, "\n".join([f"{task.get('reason')}: {task.get('message')}", *last[-5:]])))
             if not steps:
                 title = f"Tekton {task['task']} {task.get('outcome')}"
-                message = f"{task.get('reason')}: {task.get('message')}"
-                errors.append(f"::error title={escape_property(title)}::{escape_data(message)}")
+                errors.append(_error(title, f"{task.get('reason')}: {task.get('message')}"))
         if not errors:
             title = f"Tekton PipelineRun {status.get('name')} {digest.get('outcome')}"
-            message = f"{digest.get('reason')}: {digest.get('message')}"
-            errors.append(f"::error title={escape_property(title)}::{escape_data(message)}")
+            errors.append(_error(title, f"{digest.get('reason')}: {digest.get('message')}"))
         return self.commands(errors)
+
+
+def _error(title: str, message: str) -> str:
+    """An `::error` annotation. Its message holds what steps printed and what the API says: a
+    control in any of it is shown as text, as in the log (`shared.logs.controls`)."""
+    return f"::error title={escape_property(title)}::{escape_data(neutralised_text(message))}"
