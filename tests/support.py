@@ -21,6 +21,7 @@ import yaml
 from shared.logs.cursor import Cursor, timestamp_ns
 from shared.logs.events import LogLines
 from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster, free_port
+from tests.sandbox.scenarios import Scenario, Step, Task
 
 ROOT = Path(__file__).resolve().parent.parent
 USER, PASSWORD = "ci-user", "s3cret-pa55word"
@@ -48,6 +49,39 @@ def grant_listener(cluster: Cluster, namespace: str) -> None:
             "subjects": [{"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}],
         }
     )
+
+
+def grant_secret_reads(cluster: Cluster, namespace: str) -> None:
+    """The extra RBAC an operator grants for masking: deploy/secret-masking-rbac.yaml, as shipped."""
+    for doc in yaml.safe_load_all((ROOT / "deploy" / "secret-masking-rbac.yaml").read_text()):
+        obj = {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+        if doc["kind"] == "RoleBinding":
+            subject = {"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}
+            obj["subjects"] = [subject]
+        cluster.apply(obj)
+
+
+def put_secret(
+    cluster: Cluster, namespace: str, name: str, data: dict[str, bytes], labels: dict[str, str] | None = None
+) -> None:
+    """Creates or replaces the Secret `name` with `data`."""
+    metadata = {"name": name, "namespace": namespace, "labels": labels or {}}
+    encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
+    cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "data": encoded})
+
+
+def env_ref(env: str, name: str, key: str) -> dict:
+    """A container's env entry `env` from key `key` of the Secret `name`."""
+    return {"name": env, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
+
+
+def secret_scenario(
+    lines: list[bytes], secret: str = "", key: str = "token", exit_code: int = 0, name: str = "masked"
+) -> Scenario:
+    """One task `deploy`, one step `push` that prints `lines` with key `key` of Secret `secret`
+    (`deploy-token`) in its env: what masking reads."""
+    step = Step("push", lines, exit_code=exit_code, env=[env_ref("TOKEN", secret or "deploy-token", key)])
+    return Scenario(name, tasks=[Task("deploy", [step])])
 
 
 def basic(user: str = USER, password: str = PASSWORD) -> str:

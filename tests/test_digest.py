@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 
 from tests.sandbox.cluster import Cluster
-from tests.sandbox.scenarios import SCENARIOS, Scenario, Step, Task
+from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
-from tests.support import Listener, grant_listener, strip_heartbeats
-from tests.test_secrets import _secret, env_ref, grant_secret_reads
+from tests.support import Listener, grant_listener, grant_secret_reads, put_secret, secret_scenario, strip_heartbeats
 
 NS = "tekton-pipelines"
 
@@ -64,23 +63,8 @@ def test_stream_ends_with_the_digest_before_the_final_line(listener: Listener, s
 def test_digest_lines_are_masked(cluster: Cluster, sim: Simulator, namespace: str) -> None:
     grant_listener(cluster, namespace)
     grant_secret_reads(cluster, namespace)
-    _secret(cluster, namespace, "deploy-token", {"token": b"glpat-Qq1Ww2Ee3Rr4"})
-    scenario = Scenario(
-        "masked-failure",
-        tasks=[
-            Task(
-                "deploy",
-                [
-                    Step(
-                        "push",
-                        [b"pushing with glpat-Qq1Ww2Ee3Rr4", b"denied"],
-                        exit_code=1,
-                        env=[env_ref("TOKEN", "deploy-token", "token")],
-                    )
-                ],
-            )
-        ],
-    )
+    put_secret(cluster, namespace, "deploy-token", {"token": b"glpat-Qq1Ww2Ee3Rr4"})
+    scenario = secret_scenario([b"pushing with glpat-Qq1Ww2Ee3Rr4", b"denied"], exit_code=1, name="masked-failure")
     run = sim.play(scenario, namespace).wait(60)
     with Listener(cluster) as masking:
         status, body = masking.get_json(f"/status/{namespace}/{run.name}")

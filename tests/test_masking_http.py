@@ -21,21 +21,13 @@ from tests.apiserver_proxy import ApiserverProxy
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.sandbox.simulator import Simulator
-from tests.support import Listener, grant_listener
-from tests.test_secrets import env_ref, grant_secret_reads
+from tests.support import Listener, env_ref, grant_listener, grant_secret_reads, put_secret, secret_scenario
 
 TOKEN = b"glpat-Attack3r-Z9y8X7w6"
 
 
-def _secret(cluster: Cluster, namespace: str, name: str, data: dict[str, bytes], labels: dict | None = None) -> None:
-    metadata = {"name": name, "namespace": namespace, "labels": labels or {}}
-    encoded = {k: base64.b64encode(v).decode() for k, v in data.items()}
-    cluster.apply({"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "data": encoded})
-
-
 def _run(sim: Simulator, namespace: str, lines: list[bytes], secret: str = "", key: str = "token") -> str:
-    step = Step("push", lines, env=[env_ref("TOKEN", secret or "deploy-token", key)])
-    return sim.play(Scenario("masked", tasks=[Task("deploy", [step])]), namespace).wait(60).name
+    return sim.play(secret_scenario(lines, secret, key), namespace).wait(60).name
 
 
 def _setup(cluster: Cluster, sim: Simulator, namespace: str, masking_role: bool = True) -> str:
@@ -43,7 +35,7 @@ def _setup(cluster: Cluster, sim: Simulator, namespace: str, masking_role: bool 
     grant_listener(cluster, namespace)
     if masking_role:
         grant_secret_reads(cluster, namespace)
-    _secret(cluster, namespace, "deploy-token", {"token": TOKEN})
+    put_secret(cluster, namespace, "deploy-token", {"token": TOKEN})
     return _run(sim, namespace, [b"token " + TOKEN])
 
 
@@ -94,9 +86,9 @@ def test_failing_open_is_an_explicit_setting(cluster: Cluster, sim: Simulator, n
 def test_the_listeners_own_secrets_are_never_read(cluster: Cluster, sim: Simulator, namespace: str) -> None:
     grant_listener(cluster, namespace)
     grant_secret_reads(cluster, namespace)
-    _secret(cluster, namespace, "tekton-pipeline-listener-credentials", {"password": TOKEN})
+    put_secret(cluster, namespace, "tekton-pipeline-listener-credentials", {"password": TOKEN})
     own = {"app.kubernetes.io/name": "tekton-pipeline-listener"}
-    _secret(cluster, namespace, "listener-oidc", {"token": TOKEN}, own)
+    put_secret(cluster, namespace, "listener-oidc", {"token": TOKEN}, own)
     by_name = _run(sim, namespace, [b"pw " + TOKEN], "tekton-pipeline-listener-credentials", "password")
     by_label = _run(sim, namespace, [b"pw " + TOKEN], "listener-oidc")
     with Listener(cluster) as listener:
@@ -108,7 +100,7 @@ def test_encoded_forms_of_a_value_are_masked(cluster: Cluster, sim: Simulator, n
     grant_listener(cluster, namespace)
     grant_secret_reads(cluster, namespace)
     password = b"p@ss/w+rd:Z9y8X7"
-    _secret(cluster, namespace, "deploy-token", {"token": password})
+    put_secret(cluster, namespace, "deploy-token", {"token": password})
     lines = [
         b"Authorization: Basic " + base64.b64encode(b"ci-user:" + password),
         b"clone https://ci:" + quote(password, safe="").encode() + b"@git.example/repo.git",
@@ -128,7 +120,7 @@ def test_values_cut_across_the_pieces_of_a_long_line_are_masked(
 ) -> None:
     grant_listener(cluster, namespace)
     grant_secret_reads(cluster, namespace)
-    _secret(cluster, namespace, "deploy-token", {"token": TOKEN})
+    put_secret(cluster, namespace, "deploy-token", {"token": TOKEN})
     # A value every 4001 bytes across 3 MiB: wherever the pieces are cut, values straddle the cuts.
     filler = b"x" * (4001 - len(TOKEN))
     line = (filler + TOKEN) * (3 * MAX_LINE // 4001)
@@ -146,7 +138,7 @@ def test_a_certificate_bundle_is_masked_in_every_form(cluster: Cluster, sim: Sim
     grant_secret_reads(cluster, namespace)
     body_lines = [base64.b64encode(uuid.uuid4().bytes * 3) for _ in range(3000)]
     pem = b"-----BEGIN CERTIFICATE-----\n" + b"\n".join(body_lines) + b"\n-----END CERTIFICATE-----\n"
-    _secret(cluster, namespace, "ca-bundle", {"ca.crt": pem})
+    put_secret(cluster, namespace, "ca-bundle", {"ca.crt": pem})
     printed = [*pem.splitlines(), b"b64 " + base64.b64encode(pem)]
     run = _run(sim, namespace, printed, "ca-bundle", "ca.crt")
     with Listener(cluster) as listener:
@@ -163,7 +155,7 @@ def test_a_value_rotated_during_a_live_stream_is_masked_at_once(
     grant_listener(cluster, namespace)
     grant_secret_reads(cluster, namespace)
     old, new = TOKEN, b"glpat-R0tated-Q1w2E3r4"
-    _secret(cluster, namespace, "deploy-token", {"token": old})
+    put_secret(cluster, namespace, "deploy-token", {"token": old})
     hold = threading.Event()
     env = [env_ref("TOKEN", "deploy-token", "token")]
     steps = [Step("before", [b"old " + old], env=env, hold=hold), Step("after", [b"new " + new], env=env)]
@@ -174,7 +166,7 @@ def test_a_value_rotated_during_a_live_stream_is_masked_at_once(
             lines = listener.stream(f"/logs/{namespace}/{run.name}?wait=30", timeout=120)
             received = [next(line for line in lines if b"[deploy : before]" in line)]
             assert received[0].lstrip(b"\r") == b"[deploy : before] old ***\n"  # after the first-byte heartbeat
-            _secret(cluster, namespace, "deploy-token", {"token": new})
+            put_secret(cluster, namespace, "deploy-token", {"token": new})
             # Another run of the same Secret, read while the stream is open, shows when the listener
             # has taken up the new value; then the held step goes on and prints it.
             probe = _run(sim, namespace, [b"probe " + new])

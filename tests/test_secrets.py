@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pytest
-import yaml
 
 from shared.config import Settings
 from shared.kube.client import Kube, load_api_client
 from shared.logs.secret_values import SecretMaskers, Unreadable, secret_refs
-from tests.sandbox.cluster import LISTENER_NAMESPACE, LISTENER_SERVICE_ACCOUNT, Cluster
-from tests.sandbox.scenarios import Scenario, Step, Task
+from tests.sandbox.cluster import Cluster
 from tests.sandbox.simulator import Simulator
-from tests.support import ROOT, Listener, grant_listener
-
-
-def env_ref(env: str, name: str, key: str) -> dict:
-    return {"name": env, "valueFrom": {"secretKeyRef": {"name": name, "key": key}}}
-
+from tests.support import Listener, env_ref, grant_listener, grant_secret_reads, put_secret, secret_scenario
 
 POD = {
     "spec": {
@@ -67,31 +59,12 @@ def _kube(cluster: Cluster, tmp_path: Path) -> Kube:
     return Kube(load_api_client(Settings(kubeconfig=str(kubeconfig))))
 
 
-def _secret(cluster: Cluster, namespace: str, name: str, data: dict[str, bytes]) -> None:
-    cluster.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": name, "namespace": namespace},
-            "data": {k: base64.b64encode(v).decode() for k, v in data.items()},
-        }
-    )
-
-
-def grant_secret_reads(cluster: Cluster, namespace: str) -> None:
-    """The extra RBAC an operator grants for masking: deploy/secret-masking-rbac.yaml, as shipped."""
-    for doc in yaml.safe_load_all((ROOT / "deploy" / "secret-masking-rbac.yaml").read_text()):
-        obj = {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
-        if doc["kind"] == "RoleBinding":
-            subject = {"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}
-            obj["subjects"] = [subject]
-        cluster.apply(obj)
-
-
 def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
     grant_listener(cluster, namespace)
-    _secret(cluster, namespace, "s1", {"a": b"token-aaaa-1111", "b": b"token-bbbb-2222", "unused": b"not-referenced"})
-    _secret(cluster, namespace, "s2", {"pem": b"-----BEGIN KEY-----\nMIIEsecretline\n-----END KEY-----"})
+    put_secret(
+        cluster, namespace, "s1", {"a": b"token-aaaa-1111", "b": b"token-bbbb-2222", "unused": b"not-referenced"}
+    )
+    put_secret(cluster, namespace, "s2", {"pem": b"-----BEGIN KEY-----\nMIIEsecretline\n-----END KEY-----"})
     pod = {
         "spec": {
             "containers": [
@@ -127,22 +100,8 @@ def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path
 
 def test_secret_values_are_masked_in_streamed_logs(cluster: Cluster, sim: Simulator, namespace: str) -> None:
     grant_listener(cluster, namespace)
-    _secret(cluster, namespace, "deploy-token", {"token": b"glpat-Zz9Yy8Xx7Ww6"})
-    scenario = Scenario(
-        "masked",
-        tasks=[
-            Task(
-                "deploy",
-                [
-                    Step(
-                        "push",
-                        [b"using token glpat-Zz9Yy8Xx7Ww6 now", b"plain line"],
-                        env=[env_ref("TOKEN", "deploy-token", "token")],
-                    )
-                ],
-            )
-        ],
-    )
+    put_secret(cluster, namespace, "deploy-token", {"token": b"glpat-Zz9Yy8Xx7Ww6"})
+    scenario = secret_scenario([b"using token glpat-Zz9Yy8Xx7Ww6 now", b"plain line"])
     run = sim.play(scenario, namespace).wait(60)
     with Listener(cluster, MASKING="optional") as plain:
         _, _, body = plain.get(f"/logs/{namespace}/{run.name}")

@@ -8,7 +8,6 @@ order, one at a time; wall time from spawn to exit, as a CI job waits for it.
 
 from __future__ import annotations
 
-import base64
 import secrets
 import tempfile
 from collections.abc import Callable
@@ -18,8 +17,7 @@ from pathlib import Path
 from bench.clients import cpu_seconds, curl_listener, proc_kb, timed_run, worker_pid
 from bench.harness import NS, Bench, Figure
 from bench.workloads import MB, FinishedLog, finished_log
-from tests.support import Listener
-from tests.test_secrets import env_ref, grant_secret_reads
+from tests.support import Listener, env_ref, grant_secret_reads, put_secret
 
 SECRETS = 20
 PREFIX = len(b"[dump : dump] ")
@@ -121,13 +119,6 @@ def _make_secrets(b: Bench, values: tuple[bytes, ...]) -> list[dict]:
     refs = []
     for i, value in enumerate(values):
         name = f"bench-token-{i}"
-        b.cluster.apply(
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": name, "namespace": NS},
-                "data": {"token": base64.b64encode(value).decode()},
-            }
-        )
+        put_secret(b.cluster, NS, name, {"token": value})
         refs.append(env_ref(f"TOKEN_{i}", name, "token"))
     return refs
