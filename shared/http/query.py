@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from shared.config import Settings
 from shared.kube.names import object_name_problem
+from shared.runs.digest import LAST_LINES, MAX_LAST_LINES
 
 # A bare `?timestamps` means true, as curl users write it.
 _TRUE = {"1", "true", "yes", "on", ""}
@@ -108,7 +109,7 @@ class LogQuery:
     # The failure digest at the end of a failed run's text-like stream (default: all but `text`,
     # whose clients read a fixed line grammar), with this many lines of each failed step.
     digest: bool = False
-    digest_lines: int = 20
+    digest_lines: int = LAST_LINES
     # format=github: the token of `::stop-commands::` (the client's, shared by its resumed streams).
     stop_commands: str | None = None
     # The run by what a CI job knows, instead of its name in the path.
@@ -151,7 +152,7 @@ class LogQuery:
             resume=resume_token(args.last("resume")) or resume_token(last_event_id),
             cursors=_bool(args, "cursors", False),
             digest=_bool(args, "digest", fmt != "text"),
-            digest_lines=_count(args, "digest_lines", 20, 500),
+            digest_lines=_count(args, "digest_lines", LAST_LINES, MAX_LAST_LINES),
             stop_commands=_stop_token(args.last("stop_commands")),
             eventid=eventid_arg(args),
             sha=sha_arg(args),
@@ -243,7 +244,7 @@ def resume_token(raw: str | None) -> str | None:
 class StatusQuery:
     wait: float
     tasks: bool
-    digest_lines: int = 20  # lines of each failed step in the failure digest
+    digest_lines: int = LAST_LINES  # lines of each failed step in the failure digest
     eventid: str | None = None
     sha: str | None = None
 
@@ -259,7 +260,7 @@ class StatusQuery:
         return cls(
             wait=_seconds(args, "wait", 0.0, settings.max_wait_seconds),
             tasks=_bool(args, "tasks", False),
-            digest_lines=_count(args, "digest_lines", 20, 500),
+            digest_lines=_count(args, "digest_lines", LAST_LINES, MAX_LAST_LINES),
             eventid=eventid_arg(args),
             sha=sha_arg(args),
         )

@@ -14,6 +14,10 @@ from typing import Any
 from shared.runs.model import Obj, name_of, pipeline_task_of, status_of, succeeded_condition, taskrun_start_key
 from shared.runs.outcome import Outcome, outcome_of
 
+# Last lines of each failed step in the digest (`digest_lines=`): by default, at most.
+LAST_LINES = 20
+MAX_LAST_LINES = 500
+
 NOT_FAILED = frozenset({Outcome.SUCCEEDED, Outcome.RUNNING, Outcome.PENDING})
 # Tekton's `terminationReason` of steps that did not fail by themselves: skipped after an earlier
 # step failed, or failed with `onError: continue`.

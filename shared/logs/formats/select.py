@@ -9,7 +9,7 @@ from shared.logs.formats.sse import SseWriter
 from shared.logs.formats.tails import Tails
 from shared.logs.tracker import Tracker
 from shared.logs.writers import NdjsonWriter, TextWriter, Writer
-from shared.runs.digest import known_failures
+from shared.runs.digest import LAST_LINES, known_failures
 from shared.runs.watch import RunWatchRegistry
 
 
@@ -39,7 +39,7 @@ def make_writer(
     timestamps: bool = False,
     cursors: bool = False,
     digest: bool = True,
-    digest_lines: int = 20,
+    digest_lines: int = LAST_LINES,
     hint: Hint = no_hint,
     stop_commands: str | None = None,
 ) -> Writer:

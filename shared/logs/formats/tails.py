@@ -7,12 +7,9 @@ from collections import deque
 
 from shared.logs.events import LogLines
 
-DEFAULT_LINES = 20  # lines of each failed step in the digest
-MAX_LINES = 500
-
 
 class Tails:
-    def __init__(self, lines: int = DEFAULT_LINES) -> None:
+    def __init__(self, lines: int) -> None:
         self.lines = lines
         self._events: dict[tuple[str, str], tuple[deque[LogLines], list[int]]] = {}
 
