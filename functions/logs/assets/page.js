@@ -88,7 +88,10 @@
     for (const t of digest.failedTasks || []) {
       out.push('  FAILED task ' + t.task + ': ' + t.reason + ': ' + t.message)
       for (const s of t.steps || []) {
-        out.push('    step ' + s.step + ': exit code ' + s.exitCode + ' (' + s.reason + ')')
+        // As the text formats write it (shared/logs/formats/digest_text.py): a step that never
+        // started has no exit code, and a reason only when Tekton gave one.
+        const code = s.exitCode === null || s.exitCode === undefined ? 'never started' : 'exit code ' + s.exitCode
+        out.push('    step ' + s.step + ': ' + code + (s.reason ? ' (' + s.reason + ')' : ''))
         for (const l of s.lastLines || []) out.push('      | ' + l)
       }
     }
