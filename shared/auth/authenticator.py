@@ -11,7 +11,6 @@ import hashlib
 import hmac
 import logging
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -23,6 +22,7 @@ from shared.auth.decision import Decision, Principal
 from shared.auth.limits import Clock, SlidingWindow, client_key
 from shared.auth.oidc import OidcVerifier, looks_like_jwt
 from shared.auth.snapshot import Snapshot, User, build_snapshot, env_user_namespaces
+from shared.auth.watched import ReloadGate
 from shared.config import DEFAULT_BCRYPT_COST, AuthSettings, Env, load
 
 log = logging.getLogger(__name__)
@@ -62,10 +62,8 @@ class Authenticator:
         oidc: OidcVerifier | None = None,
     ) -> None:
         self._oidc = oidc  # CI jobs' OIDC tokens (shared/auth/oidc.py), beside users and tokens
-        self._clock = clock
         self._checkpw = checkpw
         self._bcrypt_cost = bcrypt_cost
-        self._reload_interval = reload_interval
         # A fresh random key per process: cache keys are useless outside this process and cannot
         # be precomputed from guessed passwords.
         self._cache_key = secrets.token_bytes(32)
@@ -74,8 +72,7 @@ class Authenticator:
         # a stranger's failures block the stranger, never the user on another client.
         self._address_failures = SlidingWindow(max_failures_per_address, failure_window, clock)
         self._user_failures = SlidingWindow(max_failures_per_user, failure_window, clock)
-        self._reload_lock = threading.Lock()
-        self._last_check = clock()
+        self._reload = ReloadGate("the credentials file", reload_interval, clock)
         self._generation = 0
         self._was_configured: bool | None = None
 
@@ -126,27 +123,18 @@ class Authenticator:
         """
         if self._file is None:
             return False
-        with self._reload_lock:
-            self._last_check = self._clock()
-            if not force and not self._file.changed():
-                return False
-            self._snapshot = self._build(self._file.load())
-            return True
+        return self._reload.now(lambda: self._load_if_changed(force))
 
     def _maybe_reload(self) -> None:
-        if self._file is None or self._clock() - self._last_check < self._reload_interval:
-            return
-        # One thread checks; the others go on with the current snapshot instead of queueing.
-        if not self._reload_lock.acquire(blocking=False):
-            return
-        try:
-            self._last_check = self._clock()
-            if self._file.changed():
-                self._snapshot = self._build(self._file.load())
-        except Exception:  # a broken reload must not take requests down; keep the last snapshot
-            log.exception("reloading the credentials file failed; keeping the previous credentials")
-        finally:
-            self._reload_lock.release()
+        if self._file is not None:
+            self._reload.maybe(self._load_if_changed)
+
+    def _load_if_changed(self, force: bool = False) -> bool:
+        assert self._file is not None
+        if not force and not self._file.changed():
+            return False
+        self._snapshot = self._build(self._file.load())
+        return True
 
     def _build(self, loaded: tuple[Credentials, list[str]]) -> Snapshot:
         credentials, problems = loaded

@@ -1,4 +1,4 @@
-"""The credentials file: format, parsing and change detection.
+"""The credentials file: format and parsing (it is read again on change: `shared.auth.watched`).
 
 One entry per line, htpasswd style, `#` starts a comment line, blank lines are ignored:
 
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from shared.auth.watched import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -141,48 +142,17 @@ def parse(lines: Iterable[str], source: str = "credentials") -> tuple[Credential
     return Credentials(users=users, tokens=tuple(tokens)), problems
 
 
-@dataclass(frozen=True)
-class FileState:
-    """What identifies one version of the file cheaply (no read)."""
-
-    realpath: str
-    device: int
-    inode: int
-    size: int
-    mtime_ns: int
-
-
-class CredentialsFile:
-    """A credentials file and its last loaded version.
-
-    Kubernetes updates a Secret volume by writing a new timestamped directory and swapping the
-    `..data` symlink atomically; the mounted path is a symlink through `..data`. `os.stat` follows
-    the symlinks, so the swap shows up as a new inode (and real path); editors that rewrite in
-    place show up as a new size or mtime.
-    """
+class CredentialsFile(WatchedFile):
+    """A credentials file and its last loaded version (a Secret volume: see `shared.auth.watched`)."""
 
     def __init__(self, path: str) -> None:
-        self.path = path
-        self.state: FileState | None = None
+        super().__init__(path)
         self.unusable = False  # the last load found no usable file at all (not just bad lines)
-
-    def current_state(self) -> FileState | None:
-        try:
-            st = os.stat(self.path)
-            realpath = os.path.realpath(self.path)
-        except OSError:
-            return None
-        return FileState(realpath, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
-
-    def changed(self) -> bool:
-        return self.current_state() != self.state
 
     def load(self) -> tuple[Credentials, list[str]]:
         """Read and parse; on any problem with the whole file: no entries (fail closed), and the reason."""
-        state = self.current_state()
-        self.state = state
         self.unusable = False
-        if state is None:
+        if self.mark() is None:
             return self._unusable("cannot be read (missing?)")
         try:
             with open(self.path, "rb") as handle:

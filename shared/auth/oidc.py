@@ -10,7 +10,6 @@ it may read: none matching is 403. PyJWT does the JOSE work; nothing here is han
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -20,6 +19,7 @@ import jwt
 from shared.auth.decision import REALM, Decision, Principal
 from shared.auth.oidc_config import ConfigFile, OidcConfig, Rule
 from shared.auth.oidc_keys import FetchJson, IssuerKeys, KeysUnavailable, https_fetcher
+from shared.auth.watched import ReloadGate
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,7 @@ class OidcVerifier:
     ) -> None:
         self._fetch = fetch
         self._source = source
-        self._clock = clock
-        self._reload_interval = reload_interval
-        self._checked = clock()
-        self._reload_lock = threading.Lock()
+        self._reload = ReloadGate("the OIDC configuration", reload_interval, clock)
         self._install(config)
 
     @classmethod
@@ -89,16 +86,13 @@ class OidcVerifier:
         self.config = config
 
     def _maybe_reload(self) -> None:
-        if self._source is None or self._clock() - self._checked < self._reload_interval:
-            return
-        if not self._reload_lock.acquire(blocking=False):  # one thread checks, the others go on
-            return
-        try:
-            self._checked = self._clock()
-            if self._source.changed():
-                self._install(self._source.load())
-        finally:
-            self._reload_lock.release()
+        if self._source is not None:
+            self._reload.maybe(self._load_if_changed)
+
+    def _load_if_changed(self) -> None:
+        assert self._source is not None
+        if self._source.changed():
+            self._install(self._source.load())
 
     def authenticate(self, token: str) -> Decision:
         self._maybe_reload()

@@ -24,7 +24,6 @@ read again when it changes (`ConfigFile`).
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from shared.auth.credentials import parse_namespaces
+from shared.auth.watched import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -201,24 +201,9 @@ def load_config(path: str) -> OidcConfig | None:
     return config
 
 
-class ConfigFile:
-    """OIDC_CONFIG and the version last loaded. A ConfigMap volume update swaps a symlink: the
-    real path and inode change; an edit in place changes size or mtime."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._state: tuple[str, int, int, int] | None = None
-
-    def _current(self) -> tuple[str, int, int, int] | None:
-        try:
-            st = os.stat(self.path)
-            return os.path.realpath(self.path), st.st_ino, st.st_size, st.st_mtime_ns
-        except OSError:
-            return None
-
-    def changed(self) -> bool:
-        return self._current() != self._state
+class ConfigFile(WatchedFile):
+    """OIDC_CONFIG and the version last loaded (a ConfigMap volume: see `shared.auth.watched`)."""
 
     def load(self) -> OidcConfig:
-        self._state = self._current()
+        self.mark()
         return load_config(self.path) or NOTHING_TRUSTED
