@@ -175,6 +175,25 @@ def test_workers_sum_in_multiprocess_mode(cluster: Cluster, tmp_path: Path) -> N
     assert len(served_by) >= 1
 
 
+def test_closing_an_observed_stream_closes_the_body_it_wraps() -> None:
+    """The server's close of a counted stream reaches the handler's body (its stream slot, its
+    Kubernetes streams) at once, not when the garbage collector finds it."""
+    from flask import Flask, Response, request
+
+    from shared.auth import StreamLimiter
+    from shared.config import MetricsSettings
+    from shared.http.observe import Observation
+
+    limiter = StreamLimiter(per_principal=1)
+    lease = limiter.acquire("alice")
+    with Flask(__name__).test_request_context("/logs/run"):
+        response = Response(lease.guard(iter([b"a\n", b"b\n"])))
+        response = Observation(request, "logs").answered(request, response, MetricsSettings(access_log=False))
+        assert next(iter(response.response)) == b"a\n"
+        response.close()  # what the WSGI server does when the client goes away
+    assert lease.released and limiter.active("alice") == 0
+
+
 def test_dashboard_queries_only_metrics_the_listener_exports() -> None:
     import re
 

@@ -83,6 +83,11 @@ class _CountedBody:
             self._bytes.inc(len(chunk))
             yield chunk
 
+    def close(self) -> None:
+        close = getattr(self._body, "close", None)
+        if close is not None:
+            close()
+
 
 def counted_lines(batches: Iterable[list[Event]]) -> Iterator[list[Event]]:
     """The follower's batches, their step log lines counted (the events know how many they hold:
@@ -92,11 +97,6 @@ def counted_lines(batches: Iterable[list[Event]]) -> Iterator[list[Event]]:
         if lines:
             metrics.STREAMED_LINES.inc(lines)
         yield batch
-
-    def close(self) -> None:
-        close = getattr(self._body, "close", None)
-        if close is not None:
-            close()
 
 
 class Observation:
