@@ -22,6 +22,7 @@ from flask import Flask, Request, Response, g, request
 
 from shared import metrics
 from shared.config import Env, MetricsSettings, load
+from shared.http.server_hooks import patch_once
 from shared.logs.events import Event, LogLines
 from shared.metrics.server import serve
 
@@ -185,8 +186,6 @@ def install_worker_hook() -> bool:
         from gunicorn.workers.gthread import ThreadWorker
     except ImportError:
         return False
-    if getattr(ThreadWorker, "_tpl_metrics_hook", False):
-        return True
     original = ThreadWorker.init_process
 
     def init_process(self: ThreadWorker) -> None:
@@ -196,6 +195,7 @@ def install_worker_hook() -> bool:
             log.exception("starting the metrics server failed")
         original(self)
 
-    ThreadWorker.init_process = init_process  # type: ignore[method-assign]
-    ThreadWorker._tpl_metrics_hook = True  # type: ignore[attr-defined]
-    return True
+    def patch() -> None:
+        ThreadWorker.init_process = init_process  # type: ignore[method-assign]
+
+    return patch_once(ThreadWorker, "_tpl_metrics_hook", patch)
