@@ -121,13 +121,12 @@ class SlidingWindow:
             self._count(record, now)
             return self._wait(record, now) > 0
 
-    def attempt(self, key: Hashable, block: bool = True) -> tuple[int, float | None]:
+    def attempt(self, key: Hashable) -> tuple[int, float | None]:
         """Count an attempt now, atomically with the check: `(0, stamp)` if admitted (`undo` the
         stamp if it turns out not to be a failure), `(retry_after, None)` if the key is blocked.
 
         Counting before the slow verification matters: otherwise a burst of concurrent requests
         would all pass the check before the first failure is recorded, each costing a bcrypt.
-        With `block=False` the attempt is counted but never refused.
         """
         if not self.enabled:
             return 0, None
@@ -136,11 +135,7 @@ class SlidingWindow:
             record = self._current(key, now)
             wait = self._wait(record, now)
             if wait:
-                if block:
-                    return wait, None
-                # Exempt and already at the limit: appending would push out (and so forgive) the
-                # oldest counted failure.
-                return 0, None
+                return wait, None
             self._count(record, now)
             return 0, now
 
