@@ -144,20 +144,12 @@ class Kube:
         return raw
 
     def get(self, path: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
-        raw = self._open(path, query or {}, REQUEST_TIMEOUT)
-        try:
-            return json.loads(raw.data)
-        finally:
-            raw.release_conn()
+        return _json(self._open(path, query or {}, REQUEST_TIMEOUT))
 
     def send(self, method: str, path: str, body: Any, content_type: str = "application/json") -> dict[str, Any]:
         """One write (POST, PUT, PATCH with `content_type`); the answer's JSON. The few writers
         (notify's delivery record and Lease, TokenReviews) have their own RBAC rules."""
-        raw = self._open(path, {}, REQUEST_TIMEOUT, method, body, content_type)
-        try:
-            return json.loads(raw.data)
-        finally:
-            raw.release_conn()
+        return _json(self._open(path, {}, REQUEST_TIMEOUT, method, body, content_type))
 
     # -- reads ------------------------------------------------------------------------------------
     def get_object(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
@@ -254,6 +246,14 @@ def interrupt(response: Any) -> None:
         response.shutdown()
     except Exception:  # noqa: S110 - already closed or released: nothing left to interrupt
         pass
+
+
+def _json(raw: urllib3.HTTPResponse) -> dict[str, Any]:
+    """The whole answer's JSON; its connection goes back to the pool."""
+    try:
+        return json.loads(raw.data)
+    finally:
+        raw.release_conn()
 
 
 def _lines(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
