@@ -93,7 +93,6 @@ class IssuerKeys:
         self._keys: dict[str, Jwk] | None = None
         self._fetched_at = 0.0
         self._attempted_at: float | None = None
-        self.fetches = 0  # attempts, for tests and metrics
 
     def key(self, kid: str | None) -> Jwk | None:
         """The key `kid` names (None: the only key), fetching the set when it is missing, stale or
@@ -126,7 +125,6 @@ class IssuerKeys:
 
     def _refresh(self) -> dict[str, Jwk] | None:
         self._attempted_at = self._clock()
-        self.fetches += 1
         try:
             if self._jwks_uri is None:
                 discovery = self._fetch(self.issuer.issuer.rstrip("/") + "/.well-known/openid-configuration")
