@@ -151,7 +151,7 @@ DEFAULT_BCRYPT_COST = 12
 class AuthSettings:
     """Who may call the protected endpoints, and the limits on failed logins (docs/security.md)."""
 
-    # The one user from the environment (every namespace); both or neither.
+    # The one user from the environment (its namespaces: AUTH_NAMESPACES below); both or neither.
     username: str | None = setting("AUTH_USERNAME", None, secret=True)
     password: str | None = setting("AUTH_PASSWORD", None, secret=True)
     # Namespaces the AUTH_USERNAME user may read: `*` or a comma-separated list; unset: NAMESPACE only.

@@ -11,8 +11,10 @@ The functions use only this surface:
     lease = stream_limiter.acquire(decision.principal)   # raises StreamLimitExceeded: 429
     return Response(lease.guard(body), ...)
 
-Credential sources: `AUTH_USERNAME`/`AUTH_PASSWORD` (one user, every namespace) and the file named
-by `AUTH_FILE` (many users and bearer tokens, each with its namespaces; reloaded when it changes).
+Credential sources: `AUTH_USERNAME`/`AUTH_PASSWORD` (one user, the namespaces of `AUTH_NAMESPACES`,
+else `NAMESPACE` only), the file named by `AUTH_FILE` (many users and bearer tokens, each with its
+namespaces) and CI jobs' OIDC tokens under the rules of `OIDC_CONFIG`; both files are read again
+when they change (`shared.auth.watched`).
 There are no default credentials: with none configured every request is refused with 503 and the
 log says why. Details and settings: docs/security.md.
 """
