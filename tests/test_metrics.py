@@ -166,9 +166,11 @@ def test_workers_sum_in_multiprocess_mode(cluster: Cluster, tmp_path: Path) -> N
             before = value(scrape(), "tpl_http_requests_total", function="health")
             for _ in range(30):
                 assert listener.get("/health", auth=None)[0] == 200
+            # A worker caught between creating its file and sizing it (or killed there) leaves an
+            # empty one: prometheus_client's collector failed the whole scrape on it with a 500.
+            (tmp_path / "histogram_4242.db").touch()
             after = value(scrape(), "tpl_http_requests_total", function="health")
         except urllib.error.HTTPError as err:
-            # Seen once in a full run (a 500 from the scrape): the collector's traceback is in the log.
             pytest.fail(f"scrape answered {err.code}; listener log:\n{listener.log()[-4000:]}")
         served_by = {path.name.split("_")[-1] for path in tmp_path.glob("counter_*.db")}
     assert after - before == 30

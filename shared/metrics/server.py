@@ -10,11 +10,14 @@ workers without it are logged as a misconfiguration.
 from __future__ import annotations
 
 import atexit
+import glob
 import logging
 import os
 import threading
+from collections.abc import Iterable
 
 from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from shared.config import MetricsSettings
@@ -25,12 +28,29 @@ _lock = threading.Lock()
 _served_in: int | None = None  # the pid that tried: a forked worker tries again
 
 
+class _SettledFiles(MultiProcessCollector):
+    """Every worker's files but those still empty. prometheus_client creates a worker's file and
+    sizes it a moment later; a scrape in between failed whole with a struct.error (HTTP 500), and a
+    worker killed in that window left the empty file for good (prometheus/client_python#1199).
+    An empty file holds no values yet, so leaving it out loses nothing."""
+
+    def collect(self) -> Iterable[Metric]:
+        return self.merge([path for path in glob.glob(os.path.join(self._path, "*.db")) if _sized(path)])
+
+
+def _sized(path: str) -> bool:
+    try:
+        return os.path.getsize(path) > 0  # a file only grows once sized
+    except FileNotFoundError:  # a dead worker's gauges, removed by mark_process_dead
+        return False
+
+
 def collector_registry(settings: MetricsSettings) -> CollectorRegistry:
     """What a scrape reads: every worker's files in multiprocess mode, else this process."""
     if not settings.multiproc_dir:
         return REGISTRY
     registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=settings.multiproc_dir)
+    _SettledFiles(registry, path=settings.multiproc_dir)
     return registry
 
 
