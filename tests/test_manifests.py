@@ -566,11 +566,7 @@ def test_shipped_role_grants_exactly_read_access_to_runs_pods_and_logs(rbac: tup
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "git-token"}, "stringData": {"t": "x"}},
     )
 
-    # RBAC bindings reach the authorizer through an informer: wait (bounded) until it applies.
-    deadline = time.monotonic() + 15
-    while cluster.raw("GET", f"{runs}/pipelineruns", sa)[0] != 200:
-        assert time.monotonic() < deadline, "the RoleBinding never took effect"
-        time.sleep(0.1)
+    cluster.wait_allowed(sa, f"{runs}/pipelineruns", "the RoleBinding")
 
     allowed = {
         "list pipelineruns": ("GET", f"{runs}/pipelineruns"),
@@ -963,10 +959,7 @@ def test_each_function_token_reaches_only_its_own_objects(rbac: tuple[Cluster, I
     runs = f"/apis/tekton.dev/v1/namespaces/{RUNS_NS}"
     pods = f"/api/v1/namespaces/{RUNS_NS}/pods"
     status_sa, health_sa = FUNCTION_TOKENS["status"], FUNCTION_TOKENS["health"]
-    deadline = time.monotonic() + 15
-    while cluster.raw("GET", f"{runs}/pipelineruns", status_sa)[0] != 200:
-        assert time.monotonic() < deadline, "the status RoleBinding never took effect"
-        time.sleep(0.1)  # RBAC reaches the authorizer through an informer
+    cluster.wait_allowed(status_sa, f"{runs}/pipelineruns", "the status RoleBinding")
     assert cluster.raw("GET", f"{runs}/taskruns", status_sa)[0] == 200
     for path in (pods, f"{pods}/any/log", f"/api/v1/namespaces/{RUNS_NS}/secrets", f"{runs}/taskruns/x"):
         assert cluster.raw("GET", path, status_sa)[0] == 403, path

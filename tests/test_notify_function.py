@@ -370,10 +370,7 @@ def bind_notify(cluster: Cluster, identity: Identity, namespace: str) -> None:
     binding = in_namespace(rbac["RoleBinding"], namespace)
     binding["subjects"] = [{"kind": "ServiceAccount", "name": NOTIFY_SA, "namespace": LISTENER_NAMESPACE}]
     cluster.apply(binding)
-    deadline = time.monotonic() + 15
-    while cluster.raw("GET", f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns", identity)[0] != 200:
-        assert time.monotonic() < deadline, "the notify RoleBinding never took effect"
-        threading.Event().wait(0.1)  # RBAC reaches the authorizer through an informer: nothing to await
+    cluster.wait_allowed(identity, f"/apis/tekton.dev/v1/namespaces/{namespace}/pipelineruns", "the notify RoleBinding")
 
 
 @dataclass
@@ -1085,10 +1082,7 @@ def test_only_notifys_role_may_patch_runs_and_nothing_more(
         assert status == 403, what
     # the read-only Role of logs/status/health still cannot write runs
     grant_listener(cluster, ns)
-    deadline = time.monotonic() + 15
-    while cluster.raw("GET", f"{tekton}/pipelineruns", cluster.listener)[0] != 200:
-        assert time.monotonic() < deadline, "the listener's RoleBinding never took effect"
-        threading.Event().wait(0.1)
+    cluster.wait_allowed(cluster.listener, f"{tekton}/pipelineruns", "the listener's RoleBinding")
     assert cluster.raw("PATCH", f"{tekton}/pipelineruns/{run}", cluster.listener, patch, MERGE)[0] == 403
 
 

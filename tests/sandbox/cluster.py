@@ -654,6 +654,15 @@ class Cluster:
             content_type="application/merge-patch+json",
         )
 
+    def wait_allowed(self, identity: Identity, path: str, what: str, timeout: float = 15.0) -> None:
+        """Until `identity` may GET `path`: a RoleBinding reaches the authorizer through an
+        informer, a moment after it is written, and the apiserver offers no event for it."""
+        deadline = time.monotonic() + timeout
+        while self.raw("GET", path, identity)[0] != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} never took effect in {timeout:.0f}s")
+            time.sleep(0.1)
+
     def grant(self, identity: Identity, namespace: str, rules: list[dict[str, Any]], name: str) -> None:
         """Binds a namespaced Role with `rules` to `identity`'s user."""
         self.ensure_namespace(namespace)
