@@ -11,20 +11,20 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
-import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import yaml
 
 from tests.sandbox.cluster import Cluster, Identity
+from tests.support import LoopbackServer, reply
 
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-class ApiserverProxy:
+class ApiserverProxy(LoopbackServer):
     def __init__(self, cluster: Cluster, status: int = 503) -> None:
         self.cluster = cluster
         self.status = status
@@ -44,12 +44,7 @@ class ApiserverProxy:
                 if proxy.failing(self.path):
                     proxy.failed.append(self.path)
                     body = {"kind": "Status", "status": "Failure", "message": "injected", "code": proxy.status}
-                    data = json.dumps(body).encode()
-                    self.send_response(proxy.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
+                    reply(self, proxy.status, json.dumps(body).encode())
                     return
                 conn = http.client.HTTPSConnection(upstream.hostname, upstream.port, context=context, timeout=600)
                 try:
@@ -69,22 +64,12 @@ class ApiserverProxy:
                 finally:
                     conn.close()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ApiserverProxy:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
 
     def kubeconfig(self, path: Path, identity: Identity) -> Path:
         """A kubeconfig for `identity` that goes through this proxy."""
         self.cluster.write_kubeconfig(path, identity)
         config = yaml.safe_load(path.read_text())
-        config["clusters"][0]["cluster"] = {"server": f"http://127.0.0.1:{self.server.server_port}"}
+        config["clusters"][0]["cluster"] = {"server": self.url}
         path.write_text(yaml.safe_dump(config))
         return path

@@ -10,11 +10,9 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import ssl
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from tests.support import LoopbackServer, reply
 
 AUDIENCE = "https://listener.test"
 
@@ -72,7 +72,7 @@ class SigningKey:
         return {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(self.private.public_key())), "kid": self.kid}
 
 
-class Issuer:
+class Issuer(LoopbackServer):
     """`with Issuer(tmp_path) as issuer:` serves https://127.0.0.1:<port> with its CA in `ca_file`;
     issuers of different `pool`s have different CA and signing keys."""
 
@@ -91,12 +91,7 @@ class Issuer:
         )
         self.keys = [SigningKey(role=f"{pool}-signing")]
         self.jwks_requests = 0
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler(), (cert_file, key_file))
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         issuer = self
@@ -111,25 +106,12 @@ class Issuer:
                 else:
                     self.send_error(404)
                     return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply(self, 200, json.dumps(body).encode())
 
             def log_message(self, *args: object) -> None:
                 pass
 
         return Handler
-
-    def __enter__(self) -> Issuer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # -- tokens ------------------------------------------------------------------------------
     def claims(self, **overrides: Any) -> dict[str, Any]:

@@ -8,13 +8,16 @@ import http.client
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor, Future
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import yaml
 
@@ -82,6 +85,53 @@ def secret_scenario(
     (`deploy-token`) in its env: what masking reads."""
     step = Step("push", lines, exit_code=exit_code, env=[env_ref("TOKEN", secret or "deploy-token", key)])
     return Scenario(name, tasks=[Task("deploy", [step])])
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 30.0, interval: float = 0.05) -> Any:
+    """Polls `check` until it returns something truthy, and returns that: for state another
+    process or the API holds, which offers no event to block on."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(interval)
+    return value
+
+
+class LoopbackServer:
+    """`handler` served on 127.0.0.1 (a port of its own) by a daemon thread while entered; HTTPS
+    with `cert_chain` (certificate file, key file). For the stand-ins tests put beside the listener."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], cert_chain: tuple[Path, Path] | None = None) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        if cert_chain is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*cert_chain)
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = f"{'https' if cert_chain else 'http'}://127.0.0.1:{self.port}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: Mapping[str, str] = JSON) -> None:
+    """A whole answer from a stand-in's handler: `headers` and Content-Length, then `body`."""
+    handler.send_response(status)
+    for key, value in headers.items():
+        handler.send_header(key, value)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def basic(user: str = USER, password: str = PASSWORD) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -21,7 +20,7 @@ from tests.apiserver_proxy import ApiserverProxy
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.sandbox.simulator import Simulator
-from tests.support import Listener, env_ref, grant_listener, grant_secret_reads, put_secret, secret_scenario
+from tests.support import Listener, env_ref, grant_listener, grant_secret_reads, put_secret, secret_scenario, wait_for
 
 TOKEN = b"glpat-Attack3r-Z9y8X7w6"
 
@@ -170,9 +169,7 @@ def test_a_value_rotated_during_a_live_stream_is_masked_at_once(
             # Another run of the same Secret, read while the stream is open, shows when the listener
             # has taken up the new value; then the held step goes on and prints it.
             probe = _run(sim, namespace, [b"probe " + new])
-            deadline = time.monotonic() + 30
-            while b"probe ***" not in listener.get(f"/logs/{namespace}/{probe}")[2]:
-                assert time.monotonic() < deadline, "the rotated value was never taken up"
+            wait_for(lambda: b"probe ***" in listener.get(f"/logs/{namespace}/{probe}")[2], "the rotated value")
             hold.set()
             rest = pool.submit(lambda: b"".join(lines)).result(timeout=120)
     finally:

@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +41,9 @@ from kubernetes import client
 from shared.kube.client import Kube
 from shared.notify.lease import Lease
 from tests.sandbox import scenarios
-from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, Identity, collection_path
+from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, Identity, collection_path, free_port
 from tests.sandbox.simulator import Simulator
-from tests.support import grant_listener
+from tests.support import LoopbackServer, grant_listener, reply, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "tests" / "fixtures" / "events"
@@ -266,33 +266,17 @@ def standins() -> Iterator[StandIns]:
     class Handler(BaseHTTPRequestHandler):
         def _any(self) -> None:
             status, headers, body = state.answer(self)
-            self.send_response(status)
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            reply(self, status, body, headers)
 
         do_GET = do_POST = do_PUT = _any  # noqa: N815
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    state.release.set()
-    server.shutdown()
-    server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    with LoopbackServer(Handler) as server:
+        state.port = server.port
+        yield state
+        state.release.set()
 
 
 class Function:
@@ -947,14 +931,6 @@ class WatcherProcess:
             if self.proc.poll() is None:
                 self.proc.kill()
             self.log.close()
-
-
-def wait_for(check: Any, what: str, timeout: float = 30.0) -> None:
-    """Until `check()` holds: the watcher's work is observable only in the API and the stand-ins."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        threading.Event().wait(0.05)
 
 
 def watched_namespace(

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -19,7 +18,7 @@ from tests.oidc_issuer import AUDIENCE, Issuer, SigningKey
 from tests.sandbox.cluster import Cluster, free_port
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import ROOT, Listener, basic, grant_listener
+from tests.support import ROOT, Listener, LoopbackServer, basic, grant_listener, reply
 from tests.test_metrics import Scraper, value
 
 NS = "app-ci"
@@ -137,7 +136,7 @@ def test_script_uses_a_gitlab_id_token(oidc_listener: Listener, issuer: Issuer, 
     assert refused.returncode == 2 and "HTTP 403" in refused.stderr
 
 
-class _GitHubTokenService:
+class _GitHubTokenService(LoopbackServer):
     """ACTIONS_ID_TOKEN_REQUEST_URL: hands out a fresh token for the asked audience, as GitHub does,
     to callers presenting ACTIONS_ID_TOKEN_REQUEST_TOKEN."""
 
@@ -154,34 +153,26 @@ class _GitHubTokenService:
                     return
                 audience = parse_qs(urlsplit(self.path).query)["audience"][0]
                 service.audiences.append(audience)
-                body = json.dumps({"count": 1, "value": issuer.token(aud=audience)}).encode()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, 200, json.dumps({"count": 1, "value": issuer.token(aud=audience)}).encode())
 
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/token?api-version=2.0"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
+        self.token_url = f"{self.url}/token?api-version=2.0"
 
 
 def test_script_requests_a_github_actions_token(
     oidc_listener: Listener, issuer: Issuer, runs: dict[str, PlayedRun], tmp_path: Path
 ) -> None:
-    service = _GitHubTokenService(issuer)
-    try:
+    with _GitHubTokenService(issuer) as service:
         done = run_script(
             oidc_listener,
             runs["app"].name,
-            ACTIONS_ID_TOKEN_REQUEST_URL=service.url,
+            ACTIONS_ID_TOKEN_REQUEST_URL=service.token_url,
             ACTIONS_ID_TOKEN_REQUEST_TOKEN=service.request_token,
             LISTENER_AUDIENCE=AUDIENCE,
         )
-    finally:
-        service.server.shutdown()
     assert done.returncode == 0, done.stderr
     # One fresh token per request: /logs, then /status.
     assert service.audiences and set(service.audiences) == {AUDIENCE}

@@ -21,7 +21,7 @@ from shared.auth.credentials import token_digest
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
-from tests.support import ROOT, Listener, basic, grant_listener
+from tests.support import ROOT, Listener, basic, grant_listener, wait_for
 
 NS = LISTENER_NAMESPACE
 PLATFORM_TIMEOUT = 600  # Knative Serving's max-revision-timeout-seconds default
@@ -30,10 +30,7 @@ PLATFORM_TIMEOUT = 600  # Knative Serving's max-revision-timeout-seconds default
 def eventually(check: Callable[[], bool], within: float, what: str) -> float:
     """Seconds until `check()` held; polls, since what is awaited happens in another process."""
     started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > within:
-            raise AssertionError(f"{what}: not within {within:g}s")
-        time.sleep(0.05)
+    wait_for(check, what, within)
     return time.monotonic() - started
 
 
