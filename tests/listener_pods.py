@@ -10,7 +10,8 @@ Knative runs them, with in-cluster configuration only (issue 17, items 3 and 4).
   no kubeconfig: the kubelet mounts its ServiceAccount's token and the cluster CA, and sets
   `KUBERNETES_SERVICE_HOST`/`PORT` to the `kubernetes` Service, which the node forwards to the
   apiserver. Nothing is granted beyond service.yaml's Role;
-- `address(name)`, `wait_ready(name)`, `log(name)`, `restarts(name)`: what the kubelet says.
+- `wait_ready(name)`, `log(name)`, `restarts(name)`, `container_started(name)`: what the kubelet says;
+  `first_address(name, known)`: the pod's IP as the node's IPAM hands it out.
 
 The pod has its own network namespace (the node's bridge CNI) and listens on service.yaml's port;
 the host reaches it at its pod IP.
