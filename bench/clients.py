@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from tests.sandbox.cluster import Cluster, Identity
+from tests.sandbox.cluster import Cluster
 from tests.support import PASSWORD, USER, Listener
 
 
@@ -53,18 +53,6 @@ def pod_log_path(namespace: str, pod: str, container: str, follow: bool = True, 
     if timestamps:
         query += "&timestamps=true"
     return f"/api/v1/namespaces/{quote(namespace)}/pods/{quote(pod)}/log?{query}"
-
-
-def curl_apiserver(cluster: Cluster, identity: Identity, path: str) -> list[str]:
-    return [
-        "curl",
-        "-sSfN",
-        "--cacert",
-        cluster.ca_file,
-        "-H",
-        f"Authorization: Bearer {identity.token}",
-        cluster.server + path,
-    ]
 
 
 def curl_listener(listener: Listener, path: str) -> list[str]:

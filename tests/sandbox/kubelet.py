@@ -309,9 +309,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         parts = url.path.strip("/").split("/")
-        if self.server.drop_hook is not None and self.server.drop_hook(url.path):
-            self.close_connection = True
-            return
         if url.path == "/healthz":
             self._text(HTTPStatus.OK, "ok")
             return
@@ -485,7 +482,6 @@ class _Output:
 class _KubeletServer(ThreadingHTTPServer):
     daemon_threads = True
     store: LogStore
-    drop_hook: object = None
     fault: FaultPlan | None = None
     framing: Framing | None = None
 
@@ -497,7 +493,6 @@ class KubeletStandIn:
         self.store = store
         self._server = _KubeletServer(("127.0.0.1", 0), _Handler)
         self._server.store = store
-        self._server.drop_hook = None
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
         if client_ca_file:
@@ -510,10 +505,6 @@ class KubeletStandIn:
     @property
     def port(self) -> int:
         return self._server.server_address[1]
-
-    def set_drop_hook(self, hook: object) -> None:
-        """`hook(path) -> bool`: True drops the connection without an answer (fault injection)."""
-        self._server.drop_hook = hook
 
     def drop_follows(self, times: int, after_lines: int = 3, container: str | None = None) -> FaultPlan:
         """Fault injection: the next `times` follows are cut in the middle of a line (see

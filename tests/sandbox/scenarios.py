@@ -111,9 +111,6 @@ class Scenario:
     tick: float = 0.03  # pause between a pod's state changes, as a kubelet's sync would
     max_duration: float = 120.0  # a bound on the whole play; past it the run errors
 
-    def all_tasks(self) -> list[Task]:
-        return [*self.tasks, *self.finally_tasks]
-
 
 # -- line generators -------------------------------------------------------------------------------
 def numbered(prefix: str, count: int) -> list[bytes]:
