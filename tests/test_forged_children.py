@@ -15,7 +15,7 @@ from tests.sandbox import objects as o
 from tests.sandbox.cluster import LISTENER_NAMESPACE, NODE_NAME, Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import MERGE, PlayedRun, Simulator
-from tests.support import Listener, strip_heartbeats, task_lines
+from tests.support import Listener, strip_heartbeats, task_lines, wait_for
 
 NS = LISTENER_NAMESPACE
 INJECTED = b"INJECTED by a forged TaskRun"
@@ -100,9 +100,8 @@ def test_forged_taskruns_inject_nothing_into_a_live_stream(
         future = pool.submit(lambda: b"".join(listener.stream(f"/logs/{name}?wait=30", timeout=120)))
         run = sim.play(scenario, NS, name)
         try:
-            deadline = time.monotonic() + 60
-            while not run.pods("package") and time.monotonic() < deadline:
-                time.sleep(0.05)  # the simulator has no event for "this task's pod exists"
+            # The simulator has no event for "this task's pod exists".
+            wait_for(lambda: run.pods("package"), "the package task's pod", 60)
             forge_all(cluster, name)
         finally:
             hold.set()
