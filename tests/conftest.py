@@ -44,6 +44,15 @@ def sim(cluster: Cluster) -> Iterator[Simulator]:
     simulator.stop()
 
 
+@pytest.fixture(scope="module")
+def cutting(cluster: Cluster) -> Iterator[Listener]:
+    """A listener whose streams end after 2 s (STREAM_DEADLINE_SECONDS), as one just under
+    Knative's timeoutSeconds does, but every couple of seconds."""
+    grant_listener(cluster, LISTENER_NAMESPACE)
+    with Listener(cluster, STREAM_DEADLINE_SECONDS="2", HEARTBEAT_SECONDS="1") as running:
+        yield running
+
+
 # -- the real node: kubelet + containerd + runc running real pods ----------------------------------
 @pytest.fixture(scope="module")
 def node_cluster() -> Iterator[Cluster]:

@@ -255,6 +255,18 @@ class Listener:
                 yield line
 
 
+def curl(listener: Listener, path: str, timeout: float = 120.0) -> bytes:
+    """The body as `curl -sSfN` prints it, credentials from a config on stdin as CI jobs pass them."""
+    done = subprocess.run(
+        ["curl", "-sSfN", "-K", "-", f"{listener.url}{path}"],
+        input=f'user = "{USER}:{PASSWORD}"\n'.encode(),
+        capture_output=True,
+        timeout=timeout,
+        check=True,
+    )
+    return done.stdout
+
+
 def chunks(listener: Listener, path: str, timeout: float = 60.0) -> Iterator[bytes]:
     """Raw body bytes as they arrive (a text-mode heartbeat is a lone b"\\r", no newline)."""
     with listener.opened(path, timeout) as resp:

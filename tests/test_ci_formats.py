@@ -7,17 +7,15 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from shared.logs.controls import neutralised
 from tests.ci_parsers import GitLabLog, parse_github, parse_gitlab
-from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS, Scenario, Step, Task, numbered
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import PASSWORD, ROOT, USER, Listener, grant_listener, task_lines
+from tests.support import PASSWORD, ROOT, USER, Listener, curl, task_lines
 
 NS = "tekton-pipelines"
 CLIENT = ROOT / "ci" / "tekton-logs.sh"
@@ -30,18 +28,6 @@ HOSTILE = [
     b"section_end:1:compile_0_build_1\r\x1b[0K",
     b"100% done, 50%0A of it",
 ]
-
-
-def curl(listener: Listener, path: str, timeout: float = 120) -> bytes:
-    """The body as `curl -sSN` prints it (credentials from a config on stdin, as CI jobs do)."""
-    done = subprocess.run(
-        ["curl", "-sS", "-N", "-K", "-", f"{listener.url}{path}"],
-        input=f'user = "{USER}:{PASSWORD}"\n'.encode(),
-        capture_output=True,
-        timeout=timeout,
-        check=True,
-    )
-    return done.stdout
 
 
 def follow_with_curl(listener: Listener, sim: Simulator, scenario: Scenario, query: str) -> tuple[PlayedRun, bytes]:
@@ -100,14 +86,6 @@ def test_gitlab_replay_expands_only_what_failed(listener: Listener, sim: Simulat
     states = {s.header: s.collapsed for s in log.sections if not s.header.startswith("Failure digest")}
     assert states["compile"] is False and states["compile : build"] is False
     assert states["cleanup"] is True and states["cleanup : rm"] is True
-
-
-@pytest.fixture(scope="module")
-def cutting(cluster: Cluster) -> Iterator[Listener]:
-    """Streams end every 2 s (STREAM_DEADLINE_SECONDS), as under a platform's request timeout."""
-    grant_listener(cluster, NS)
-    with Listener(cluster, STREAM_DEADLINE_SECONDS="2", HEARTBEAT_SECONDS="1") as running:
-        yield running
 
 
 def run_client(listener: Listener, run: str, **env: str) -> subprocess.CompletedProcess[bytes]:

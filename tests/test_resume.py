@@ -301,16 +301,7 @@ def _first_difference(have: list[bytes], want: list[bytes]) -> object:
     return min(len(have), len(want))
 
 
-# -- the service cutting streams -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cutting(cluster: Cluster) -> Iterator[Listener]:
-    """A listener whose streams end after 2 s (STREAM_DEADLINE_SECONDS), as one just under
-    Knative's timeoutSeconds does, but every couple of seconds."""
-    grant_listener(cluster, NS)
-    with Listener(cluster, STREAM_DEADLINE_SECONDS="2", HEARTBEAT_SECONDS="1") as running:
-        yield running
-
-
+# -- the service cutting streams (the `cutting` fixture, tests/conftest.py) -------------------
 def long_run(lines: int = 40, interval: float = 0.1) -> Scenario:
     """`success` stretched over ~15 s: parallel tasks, several steps, lines every `interval`."""
     scenario = SCENARIOS["success"](lines=lines, interval=interval)

@@ -7,15 +7,13 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import ROOT, Listener, basic, grant_listener
+from tests.support import ROOT, Listener, basic
 from tests.test_resume import long_run
 
 NS = "tekton-pipelines"
@@ -79,13 +77,6 @@ def node_client() -> Path:
             shutil.copy(CLIENT_DIR / name, cache / name)
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=cache, check=True, capture_output=True)
     return cache / "node_modules"
-
-
-@pytest.fixture(scope="module")
-def cutting(cluster: Cluster) -> Iterator[Listener]:
-    grant_listener(cluster, NS)
-    with Listener(cluster, STREAM_DEADLINE_SECONDS="2", HEARTBEAT_SECONDS="1") as running:
-        yield running
 
 
 def test_eventsource_reconnects_across_cuts_without_loss_or_repeat(

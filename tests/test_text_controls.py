@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import uuid
 
 from shared.logs.controls import neutralised, neutralised_text
 from shared.logs.formats.digest_text import digest_lines
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.sandbox.simulator import Simulator
-from tests.support import PASSWORD, USER, Listener
+from tests.support import Listener, curl
 
 NS = "tekton-pipelines"
 RUN = f"spoof-{uuid.uuid4().hex[:8]}"
@@ -46,20 +45,10 @@ def _scenario() -> Scenario:
     )
 
 
-def _curl(listener: Listener, path: str) -> bytes:
-    done = subprocess.run(
-        ["curl", "-sSfN", "--user", f"{USER}:{PASSWORD}", listener.url + path],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
-
-
 def test_a_step_cannot_paint_another_tasks_line_or_the_final_status(listener: Listener, sim: Simulator) -> None:
     run = sim.play(_scenario(), NS, RUN).wait(60)
     for query in ("", "?timestamps=true", "?cursors=true"):
-        body = _curl(listener, f"/logs/{run.name}{query}")
+        body = curl(listener, f"/logs/{run.name}{query}")
         # Heartbeats are the listener's own lone `\r` at a line start; nothing else may move the cursor.
         lines = [line.lstrip(b"\r") for line in body.rstrip(b"\n").split(b"\n")]
         assert not [line for line in lines if MOVING.search(line)], query
@@ -79,7 +68,7 @@ def test_a_step_cannot_paint_another_tasks_line_or_the_final_status(listener: Li
         assert any(line.endswith(b" ^[[2K" + FAKE_END) for line in build), query
         assert any(line.endswith(COLOUR) for line in build), query
     # NDJSON is for machines: JSON escapes every control, the line is given exactly as printed.
-    objects = [json.loads(line) for line in _curl(listener, f"/logs/{run.name}?format=ndjson").splitlines()]
+    objects = [json.loads(line) for line in curl(listener, f"/logs/{run.name}?format=ndjson").splitlines()]
     printed = [o["line"] for o in objects if o.get("event") == "log" and o["task"] == "build"]
     assert printed == [line.decode() for line in [*ATTACKS, COLOUR]]
 
