@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from tests.sandbox.cluster import Cluster, Identity
 from tests.sandbox.objects import CANCELLED_BY_PR_MSG, CANCELLED_BY_PR_TIMEOUT_MSG, NOP_IMAGE
 from tests.sandbox.scenarios import SCENARIOS, Scenario, Step, Task
 from tests.sandbox.simulator import PlayedRun, Simulator
+from tests.support import wait_for
 
 TEKTON = "/apis/tekton.dev/v1/namespaces"
 SMALL = {"large-output": {"size": 512 * 1024}, "late": {"appear_after": 0.3}, "timeout": {"pipeline_timeout": 1.0}}
@@ -32,17 +33,6 @@ def sim(cluster: Cluster) -> Iterator[Simulator]:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    """Polls `check` until truthy: waiting on apiserver state, which offers no event to block on."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise TimeoutError(f"{what} not reached in {timeout}s")
-
-
 def get(cluster: Cluster, path: str) -> dict[str, Any]:
     return cluster.api("GET", path)
 
@@ -226,7 +216,7 @@ def test_timeout_cancels_and_deletes_pods(cluster: Cluster, sim: Simulator, name
 
 def test_cancel_requested_by_the_test(cluster: Cluster, sim: Simulator, namespace: str) -> None:
     run = sim.play(SCENARIOS["cancelled"](cancel_after=None), namespace=namespace)
-    wait_for(lambda: len(run.expected_lines("long", "work")) == 3, what="the step's lines")
+    wait_for(lambda: len(run.expected_lines("long", "work")) == 3, what="the step's lines", timeout=15)
     run.cancel()
     run.wait(30)
     final = pr(cluster, run)
@@ -305,11 +295,12 @@ def test_image_pull_failure_pod_waits_with_the_kubelets_reason(
         states = {c["name"]: c["state"] for c in json.loads(text)["status"].get("containerStatuses", [])}
         return states.get("step-compile", {}).get("waiting", {}).get("reason")
 
-    assert wait_for(lambda: waiting_reason() in ("ErrImagePull", "ImagePullBackOff"), what="ErrImagePull")
+    assert wait_for(lambda: waiting_reason() in ("ErrImagePull", "ImagePullBackOff"), what="ErrImagePull", timeout=15)
     # The TaskRun's condition follows the pod's state in a separate write: wait for it too.
     assert wait_for(
         lambda: (succeeded(tr(cluster, run, "build")) or {}).get("reason") == "PullImageFailed",
         what="TaskRun reason PullImageFailed",
+        timeout=15,
     )
     run.wait(30)
 
@@ -371,7 +362,7 @@ def test_follow_streams_lines_before_the_step_ends(cluster: Cluster, sim: Simula
     hold = threading.Event()
     run = sim.play(held_scenario(hold), namespace=namespace)
     try:
-        wait_for(lambda: run.expected_lines("t", "first") == [b"one", b"two"], what="the first lines")
+        wait_for(lambda: run.expected_lines("t", "first") == [b"one", b"two"], what="the first lines", timeout=15)
         pod = run.pods("t")[0]
         with open_log(cluster, namespace, pod, "step-first", "&follow=true") as resp:
             assert resp.readline() == b"one\n"
@@ -392,7 +383,11 @@ def test_container_not_started_answers_pod_initializing(cluster: Cluster, sim: S
     scenario.tick = 1.0  # a slow kubelet keeps the pod initializing long enough to ask
     run = sim.play(scenario, namespace=namespace)
     pod = f"{run.name}-checkout-pod"
-    wait_for(lambda: cluster.raw("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}", cluster.admin)[0] == 200)
+    wait_for(
+        lambda: cluster.raw("GET", f"/api/v1/namespaces/{namespace}/pods/{pod}", cluster.admin)[0] == 200,
+        what="the pod",
+        timeout=15,
+    )
     status, text = log_status(cluster, namespace, pod, "step-clone", cluster.admin)
     assert status == 400
     message = json.loads(text)["message"]
@@ -417,7 +412,7 @@ def test_kubectl_get_and_follow(cluster: Cluster, sim: Simulator, namespace: str
     hold = threading.Event()
     run = sim.play(held_scenario(hold), namespace=namespace)
     try:
-        wait_for(lambda: run.expected_lines("t", "first") == [b"one", b"two"], what="the first lines")
+        wait_for(lambda: run.expected_lines("t", "first") == [b"one", b"two"], what="the first lines", timeout=15)
         pod = run.pods("t")[0]
         follow = subprocess.Popen(
             kubectl(cluster, "-n", namespace, "logs", "-f", pod, "-c", "step-first"),
