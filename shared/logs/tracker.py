@@ -107,10 +107,7 @@ class Tracker:
     def line_prefix(self) -> str:
         """For `cursors=true` text: the full token after a change of the stable part, else
         `.<active>` (the client glues it to the stable part it last saw)."""
-        return self.prefix_of(encode_active(self.active, self.stable()[1]))
-
-    def prefix_of(self, active: str) -> str:
-        return self.lead().decode() + active
+        return self.lead().decode() + encode_active(self.active, self.stable()[1])
 
     def lead(self) -> bytes:
         """What goes before a `cursors=true` line's active part: the stable part and a dot after

@@ -49,9 +49,7 @@ class Writer(Protocol):
 def _track(tracker: Tracker | None, event: Event) -> None:
     if tracker is None:
         return
-    match event:
-        case LogLines(pod=pod, index=index, cursor=cursor):
-            tracker.advance(pod, index, cursor)
+    match event:  # log lines are tracked where they are written (`_lines`)
         case Notice(key=key):
             tracker.notice(key)
         case AttemptDone(pod=pod):
@@ -147,11 +145,15 @@ class TextWriter:
         return None
 
 
-def _dumps(obj: dict[str, Any]) -> bytes:
+def _json(value: dict[str, Any] | str) -> bytes:
     try:
-        return orjson.dumps(obj) + b"\n"
+        return orjson.dumps(value)
     except TypeError:  # a string orjson refuses (lone surrogates): the standard library copes
-        return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return _json(obj) + b"\n"
 
 
 class NdjsonWriter:
@@ -195,8 +197,8 @@ class NdjsonWriter:
         head = self._heads.get(key)
         if head is None:
             head = self._heads[key] = b'{"event":"log","task":%s,"step":%s,"attempt":%d,"timestamp":' % (
-                _json_str(event.task),
-                _json_str(event.step),
+                _json(event.task),
+                _json(event.step),
                 event.attempt,
             )
         return head
@@ -285,10 +287,3 @@ def _weave(rows: int, *columns: bytes | list[bytes]) -> bytes:
     for k, column in enumerate(columns):
         out[k::width] = [column] * rows if isinstance(column, bytes) else column
     return b"".join(out)
-
-
-def _json_str(value: str) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # lone surrogates, which orjson refuses: the standard library copes
-        return json.dumps(value).encode()
