@@ -45,7 +45,7 @@ class WatchedSecret:
     values: dict[str, set[bytes]] = field(default_factory=dict)
     read: bool = False  # listed at least once, and it existed
     problem: str = ""  # why it cannot be read (empty: no problem known)
-    version: int = 0  # bumped on every change of `values`, `read` or `problem`
+    version: int = 0  # bumped on every change of `values`, `read` or `problem` (only then)
     changes: list[int] = field(default_factory=lambda: [0])  # shared by all: bumped with any version
     _retrying: bool = False  # the problem is a transient one the watch retries
     users: int = 0
@@ -73,13 +73,17 @@ class WatchedSecret:
                 self.read = False
                 self._set_problem(f"it is the listener's own (label {OWN_LABEL[0]}={OWN_LABEL[1]}): refused", False)
                 return
+            known = sum(map(len, self.values.values()))
             for key, encoded in (obj.get("data") or {}).items():
                 try:
                     self.values.setdefault(str(key), set()).add(base64.b64decode(encoded, validate=True))
                 except (binascii.Error, ValueError, TypeError):
                     continue
-            self.read, self.problem = True, ""
-            self._bump()
+            # An update that brings no new value (a relist, a change of labels or annotations)
+            # is no change: every stream would build its masker again for nothing.
+            if not self.read or self.problem or sum(map(len, self.values.values())) != known:
+                self.read, self.problem = True, ""
+                self._bump()
 
     def _set_problem(self, problem: str, retrying: bool) -> None:
         # Called with self.cond held.
