@@ -9,6 +9,7 @@ import pytest
 from shared.config import Settings
 from shared.kube.client import Kube, load_api_client
 from shared.logs.secret_values import SecretMaskers, Unreadable, secret_refs
+from shared.runs.watch import RunWatch
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.simulator import Simulator
 from tests.support import Listener, env_ref, grant_listener, grant_secret_reads, put_secret, secret_scenario
@@ -111,3 +112,32 @@ def test_secret_values_are_masked_in_streamed_logs(cluster: Cluster, sim: Simula
         _, _, body = masking.get(f"/logs/{namespace}/{run.name}")
         assert b"[deploy : push] using token *** now\n" in body
         assert b"glpat-Zz9Yy8Xx7Ww6" not in body and b"[deploy : push] plain line\n" in body
+
+
+class _ListingKube:
+    """Records the LISTs asked of it and answers each with nothing."""
+
+    def __init__(self) -> None:
+        self.listed: list[str] = []
+
+    def list_objects(self, resource: object, namespace: str, selector: str | None = None) -> tuple[list, str]:
+        self.listed.append(f"{resource} {namespace} {selector}")
+        return [], "1"
+
+
+def test_the_check_before_a_stream_reads_the_pods_of_the_followers_watch() -> None:
+    """The fail-closed check takes a run's pods from the watch its followers share (no LIST per
+    request); from a watch of another run of that name (another uid) it lists them."""
+    run = {"metadata": {"namespace": "ns", "name": "r", "uid": "u-1"}}
+    pod = {"spec": {"containers": [{"name": "step-x", "env": [env_ref("T", "own", "t")]}]}}
+    kube = _ListingKube()
+    maskers = SecretMaskers(kube, "required", refused=frozenset({"own"}))  # type: ignore[arg-type]
+    watch = RunWatch(kube, "ns", "r", run)  # type: ignore[arg-type]
+    watch.synced |= {"pipelinerun", "taskruns", "pods"}
+    watch.pods = {"r-pod": pod}
+    with pytest.raises(Unreadable, match="own"):
+        maskers.check_run(run, watch)
+    assert kube.listed == []
+    watch.pipelinerun = {"metadata": {"namespace": "ns", "name": "r", "uid": "u-0"}}
+    maskers.check_run(run, watch)  # listed: nothing owned, nothing to read
+    assert len(kube.listed) == 2, kube.listed

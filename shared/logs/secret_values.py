@@ -23,7 +23,8 @@ from shared.kube.client import PODS, TASKRUNS, Kube
 from shared.logs.masking import MaskingStream, SecretMasker
 from shared.logs.secret_forms import forms
 from shared.logs.secret_watch import READ_TIMEOUT, SecretWatches, Unreadable, WatchedSecret
-from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of, owned_children
+from shared.runs.model import PIPELINE_RUN_LABEL, Obj, name_of, owned_children, uid_of
+from shared.runs.watch import RunWatch
 
 log = logging.getLogger(__name__)
 
@@ -102,20 +103,34 @@ class SecretMaskers:
             raise
         return PodSecrets(self, held)
 
-    def check_run(self, pipelinerun: Obj) -> None:
+    def check_run(self, pipelinerun: Obj, watch: RunWatch | None = None) -> None:
         """Raises `Unreadable` if the values of a Secret that one of the run's own pods references
-        cannot be read (`required` mode): for answering 503 before a stream starts."""
+        cannot be read (`required` mode): for answering 503 before a stream starts. `watch`: the
+        run's shared watch, if a follower holds one (`RunWatchRegistry.peek`)."""
         if self.mode != "required":
             return
-        namespace, selector = pipelinerun["metadata"]["namespace"], f"{PIPELINE_RUN_LABEL}={name_of(pipelinerun)}"
-        taskruns, _ = self.kube.list_objects(TASKRUNS, namespace, selector)
-        pods, _ = self.kube.list_objects(PODS, namespace, selector)
-        # Only pods the run owns: a pod that merely carries its label cannot hold its logs hostage.
-        _, own = owned_children(pipelinerun, {name_of(t): t for t in taskruns}, {name_of(p): p for p in pods})
-        for pod in own.values():
+        namespace = pipelinerun["metadata"]["namespace"]
+        for pod in self._own_pods(pipelinerun, watch).values():
             secrets = self.for_pod(namespace, pod)
             if secrets is not None:
                 secrets.close()
+
+    def _own_pods(self, pipelinerun: Obj, watch: RunWatch | None) -> dict[str, Obj]:
+        """The pods the run owns (a pod that merely carries its label cannot hold its logs
+        hostage): from its shared watch when that has them for this run, else listed."""
+        if watch is not None and not watch.stopped and not watch.reconnecting():
+            with watch.cond:
+                if (
+                    watch.error is None
+                    and {"taskruns", "pods"} <= watch.synced
+                    and uid_of(watch.pipelinerun) == uid_of(pipelinerun)
+                ):
+                    return watch.pods
+        namespace, selector = pipelinerun["metadata"]["namespace"], f"{PIPELINE_RUN_LABEL}={name_of(pipelinerun)}"
+        taskruns, _ = self.kube.list_objects(TASKRUNS, namespace, selector)
+        pods, _ = self.kube.list_objects(PODS, namespace, selector)
+        _, own = owned_children(pipelinerun, {name_of(t): t for t in taskruns}, {name_of(p): p for p in pods})
+        return own
 
     def _unreadable(self, err: Unreadable) -> None:
         if self.mode == "required":
