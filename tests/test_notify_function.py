@@ -685,6 +685,33 @@ def test_what_is_no_cloudevent_gets_a_short_json_error_that_echoes_nothing(funct
         assert secret.encode() not in answer and b"not json" not in answer and set(json.loads(answer)) == {"error"}
 
 
+def test_json_that_is_no_cloudevent_or_has_a_non_string_type_is_400_without_a_traceback(function: Function) -> None:
+    """Found by tests/test_fuzz_notify.py: each of these was a 500 with a traceback in the log (the
+    framework's background-event fallback, the SDK's unmarshalling, notify reading `type`)."""
+    binary = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/x", "ce-type": "x"}
+    structured = {"Content-Type": "application/cloudevents+json"}
+    event = {"specversion": "1.0", "id": "1", "source": "/x"}
+    cases = [
+        ({"Content-Type": "application/json"}, b'{"context": 1}'),
+        ({"Content-Type": "application/json"}, b"[1, 2]"),
+        ({"Content-Type": "application/json"}, b'"1.0"'),
+        (dict(binary, **{"ce-specversion": "2.0", "Content-Type": "application/json"}), b"[1]"),
+        (dict(binary, **{"Content-Type": "application/json"}), b"[" * 100_000),
+        ({"Content-Type": "text/plain", **binary}, b"[" * 100_000),
+        (structured, b"[" * 100_000),
+        (structured, json.dumps(dict(event, type=1)).encode()),
+        (structured, json.dumps(dict(event, type="dev.tekton.event.pipelinerun.running.v1", id=["1"])).encode()),
+    ]
+    before = function.log_path.read_text().count("Traceback")
+    for headers, body in cases:
+        request = urllib.request.Request(function.url("/"), data=body, headers=headers, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request, timeout=10)
+        assert e.value.code == 400 and e.value.headers.get_content_type() == "application/json", (headers, body[:40])
+        assert set(json.loads(e.value.read())) == {"error"}
+    assert function.log_path.read_text().count("Traceback") == before
+
+
 # -- forged events: the event is a hint, the API is the truth --------------------------------------
 def forged(data: dict[str, Any], **meta: Any) -> dict[str, Any]:
     out = copy.deepcopy(data)

@@ -72,6 +72,8 @@ def test_parse_edge_cases() -> None:
         parse_event(T.format("running"), "x", {"taskRun": {}})
     with pytest.raises(EventError):
         parse_event(T.format("running"), "x", b"not json")
+    with pytest.raises(EventError):  # deeper than json's recursion limit: was a RecursionError, a 500
+        parse_event(T.format("running"), "x", b"[" * 100_000)
     # the payload's condition wins over a contradicting type
     event = parse_event(T.format("running"), "x", data("02-failed"))
     assert event is not None and event.state == "failed"

@@ -4,11 +4,12 @@
 
 A cloudevent target only gets POST routes, so the Knative probes `GET /health/liveness` and
 `GET /health/readiness` are registered on the framework's Flask app while it loads this module
-(it does so inside an app context), with a check of every POST's sender and
-size before the framework parses it (`shared.notify.ingress`: 401/403 without a valid token when
-NOTIFY_AUDIENCE is set, 413 over NOTIFY_MAX_BODY_BYTES). Answers, all JSON: 200 when every target
-is done (or the event named no run), 502 to make Knative Eventing redeliver, 422 for permanent
-target failures, 400 for unusable payloads, 503 while the API or the config is unusable.
+(it does so inside an app context), with a check of every POST's sender, size and shape before
+the framework parses it (`shared.notify.ingress`: 401/403 without a valid token when
+NOTIFY_AUDIENCE is set, 413 over NOTIFY_MAX_BODY_BYTES, 400 for what is no CloudEvent).
+Answers, all JSON: 200 when every target is done (or the event named no run), 502 to make
+Knative Eventing redeliver, 422 for permanent target failures, 400 for unusable payloads, 503
+while the API or the config is unusable (docs/openapi-notify.yaml).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def notify(event: CloudEvent) -> None:
 
 
 def check_sender() -> flask.Response | None:
-    """Before the framework parses an event: the sender's token, then the body's size (docs/notify.md)."""
+    """Before the framework parses an event: the sender's token, the body's size, then that it is a
+    CloudEvent at all (docs/notify.md)."""
     if flask.request.method != "POST":
         return None
     refusal = guard.refusal(flask.request.headers.get("Authorization"))
@@ -66,6 +68,7 @@ def check_sender() -> flask.Response | None:
         except RequestEntityTooLarge:
             size = guard.settings.max_body + 1
         refusal = guard.too_large(size)
+    refusal = refusal or guard.not_an_event(flask.request.headers, flask.request.get_data(cache=True))
     return None if refusal is None else _json(refusal.body, refusal.status)
 
 

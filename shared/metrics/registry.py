@@ -119,7 +119,8 @@ def notify_ignored(reason: str) -> None:
 
 
 def notify_rejected(reason: str) -> None:
-    """An event request refused at notify's ingress (no-token, bad-token, subject, review-failed, too-large)."""
+    """An event request refused at notify's ingress: no-token, bad-token, subject, review-failed,
+    too-large, not-cloudevent."""
     NOTIFY_REJECTED_REQUESTS.labels(reason).inc()
 
 

@@ -168,7 +168,7 @@ def parse_event(event_type: str, event_id: str, data: Any) -> RunEvent | None:
     if isinstance(data, str):
         try:
             data = json.loads(data)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # nesting deeper than the parser's stack: not JSON we take
             raise EventError(f"data is not JSON: {e}") from None
     if not isinstance(data, Mapping) or not isinstance(data.get("pipelineRun"), Mapping):
         raise EventError('data has no "pipelineRun" object')

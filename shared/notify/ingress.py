@@ -2,6 +2,11 @@
 
 - Body size: at most `NOTIFY_MAX_BODY_BYTES` (default 1 MiB; a PipelineRun event is a few KiB),
   else 413 with a JSON body, before any of it is parsed.
+- Shape: a POST must be a CloudEvent (binary mode: `ce-*` headers; structured mode: a JSON
+  object with `specversion`) whose `id`, `source`, `type` and `specversion` are strings, else 400
+  JSON. Without this the framework falls back to Google's legacy background-event conversion,
+  which crashes (500, a traceback) on any JSON body that is not such an event, and lets
+  exceptions of the CloudEvents SDK (e.g. a deeply nested body) through as 500s.
 - Sender: with `NOTIFY_AUDIENCE` set, a request needs `Authorization: Bearer <token>`, a
   Kubernetes ServiceAccount token issued for that audience, as Knative Eventing's sender identity
   (`authentication-oidc: enabled`) sends with each delivery; the Trigger names the audience
@@ -27,6 +32,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cloudevents.exceptions import GenericException
+from cloudevents.http import from_http
+
 from shared.config import setting
 from shared.metrics import notify_rejected
 
@@ -34,6 +42,11 @@ log = logging.getLogger(__name__)
 
 TOKENREVIEWS = "/apis/authentication.k8s.io/v1/tokenreviews"
 CACHE_MAX = 1024
+REQUIRED_ATTRIBUTES = ("id", "source", "specversion", "type")
+NOT_AN_EVENT = (
+    "not a CloudEvent: binary mode needs the ce-specversion, ce-id, ce-source and ce-type headers, "
+    "structured mode a JSON object with those attributes (Content-Type application/cloudevents+json)"
+)
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,19 @@ class IngressGuard:
     def too_large(self, length: int | None) -> Refusal | None:
         if length is not None and length > self.settings.max_body:
             return self._refuse(413, "too-large", f"the body is over {self.settings.max_body} bytes")
+        return None
+
+    def not_an_event(self, headers: Mapping[str, str], body: bytes) -> Refusal | None:
+        """None if `body` with `headers` is a CloudEvent with string attributes; else the 400.
+
+        It parses the event once more than the framework does (a few KiB, capped by max_body),
+        so that nothing the SDK cannot read reaches the framework's fallback."""
+        try:
+            event = from_http(headers, body)
+        except (GenericException, ValueError, TypeError, RecursionError):
+            return self._refuse(400, "not-cloudevent", NOT_AN_EVENT)
+        if any(not isinstance(event.get(key), str) or not event.get(key) for key in REQUIRED_ATTRIBUTES):
+            return self._refuse(400, "not-cloudevent", "id, source, specversion and type must be non-empty strings")
         return None
 
     def refusal(self, authorization: str | None) -> Refusal | None:
