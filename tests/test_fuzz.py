@@ -12,6 +12,9 @@ One campaign per module run (see docs/fuzzing.md):
 4. a hand-written hostile corpus over raw sockets (traversal, `%2F`, NUL, long segments, unicode,
    CR/LF injection, oversized headers, other methods), which no HTTP client library would send.
 
+notify, its own Service, is fuzzed by tests/test_fuzz_notify.py (`NOTIFY_FUZZ_EXAMPLES`, 2000):
+12 000 generated requests in all by default.
+
 Every exchange is written to `<tmp>/fuzz0/cases.jsonl`; the summary (counts by status, slowest
 requests) is printed and written next to it. Each check below is its own test, so a check that
 fails because the service is wrong can be marked `xfail(strict=True)` alone.
@@ -231,6 +234,12 @@ def generate_cases(
         st.tuples(st.just("known-positive"), known(GenerationMode.POSITIVE)),
         st.tuples(st.just("known-negative"), known(GenerationMode.NEGATIVE)),
     )
+    emit_examples(st.tuples(sources, authorization()), count, lambda pair: emit((*pair[0], pair[1])))
+
+
+def emit_examples(strategy: st.SearchStrategy[Any], count: int, emit: Callable[[Any], None]) -> None:
+    """Hands `count` examples of `strategy` to `emit` as Hypothesis generates them, seeded by SEED
+    (Hypothesis may try a few more than max_examples: only `count` are emitted)."""
     emitted = [0]
 
     @seed(SEED)
@@ -241,11 +250,11 @@ def generate_cases(
         phases=[Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
-    @given(sources, authorization())
-    def collect(source: tuple[str, Any], auth: tuple[str, str | None]) -> None:
+    @given(strategy)
+    def collect(example: Any) -> None:
         if emitted[0] < count:
             emitted[0] += 1
-            emit((source[0], source[1], auth))
+            emit(example)
 
     collect()
 
@@ -550,18 +559,24 @@ def _final_health(listener: Listener, run: str) -> dict[str, tuple[int, bytes]]:
     return out
 
 
-def _summary(campaign: Campaign) -> str:
-    ex = campaign.exchanges
+def counts(ex: list[Exchange]) -> list[str]:
+    """Summary lines: the exchanges by status, by source and by credentials."""
     by_status = Counter(str(e.status) if e.status is not None else f"error:{e.error.split(':')[0]}" for e in ex)
     by_source = Counter(e.source for e in ex)
     by_auth = Counter(e.auth for e in ex)
+    return [
+        f"  {label}: " + ", ".join(f"{k}: {v}" for k, v in sorted(counter.items()))
+        for label, counter in (("by status", by_status), ("by source", by_source), ("by credentials", by_auth))
+    ]
+
+
+def _summary(campaign: Campaign) -> str:
+    ex = campaign.exchanges
     lines = [
         f"fuzz: {len(ex)} requests (seed {SEED}, FUZZ_EXAMPLES={EXAMPLES}; {campaign.refused_by_client} generated "
         f"cases the HTTP client refused to send), generation {campaign.generation_seconds:.1f}s, "
         f"sending (overlapping generation) {campaign.send_seconds:.1f}s",
-        "  by status: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_status.items())),
-        "  by source: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_source.items())),
-        "  by credentials: " + ", ".join(f"{k}: {v}" for k, v in sorted(by_auth.items())),
+        *counts(ex),
         f"  records: {campaign.jsonl}",
         "  slowest:",
     ]
