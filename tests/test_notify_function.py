@@ -712,6 +712,27 @@ def test_json_that_is_no_cloudevent_or_has_a_non_string_type_is_400_without_a_tr
     assert function.log_path.read_text().count("Traceback") == before
 
 
+def test_an_event_id_cannot_write_a_log_line_of_its_own(function: Function) -> None:
+    """A rejected event's id is logged: a line break in it is escaped, not written."""
+    fake = f"ERROR forged-{uuid.uuid4().hex}"
+    event = {
+        "specversion": "1.0",
+        "id": f"1\n{fake} id",
+        "source": "/x",
+        "type": "dev.tekton.event.pipelinerun.running.v1",
+        "data": {"pipelineRun": {"metadata": {"name": "x"}}},
+    }
+    request = urllib.request.Request(
+        function.url("/"), json.dumps(event).encode(), {"Content-Type": "application/cloudevents+json"}
+    )
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(request, timeout=10)
+    assert e.value.code == 400
+    log = function.log_path.read_text()
+    assert f"\\n{fake} id" in log  # logged, escaped
+    assert not [line for line in log.splitlines() if line.startswith(fake)]
+
+
 # -- forged events: the event is a hint, the API is the truth --------------------------------------
 def forged(data: dict[str, Any], **meta: Any) -> dict[str, Any]:
     out = copy.deepcopy(data)

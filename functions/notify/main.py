@@ -22,6 +22,7 @@ import functions_framework
 from cloudevents.http import CloudEvent
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from shared import log_lines
 from shared.config import Env, load
 from shared.http.observe import install_worker_hook, observe_app
 from shared.http.server_hooks import install_error_pages, install_request_limits
@@ -32,6 +33,7 @@ from shared.notify.ingress import IngressGuard, IngressSettings, token_review
 install_error_pages()
 install_request_limits()
 install_worker_hook()  # shared/metrics on METRICS_PORT: deliveries, Kubernetes API requests
+log_lines.install()  # an event's id or type cannot start a log line of its own
 
 log = logging.getLogger(__name__)
 notifier = Notifier.from_env()

@@ -14,6 +14,7 @@ from typing import Any
 from flask import Request, Response, current_app, has_app_context
 from werkzeug.exceptions import HTTPException
 
+from shared import log_lines
 from shared.config import MetricsSettings, SettingsError
 from shared.http.observe import Observation, install_worker_hook
 from shared.http.query import QueryError
@@ -26,6 +27,7 @@ from shared.kube.errors import KubeError
 from shared.metrics.server import serve
 
 log = logging.getLogger("tekton_pipeline_listener")
+log_lines.install()
 install_gunicorn_hook()
 install_error_pages()
 install_request_limits()

@@ -23,6 +23,7 @@ import socket
 import threading
 from typing import Any
 
+from shared import log_lines
 from shared.config import Env, MetricsSettings, load
 from shared.kube.client import PIPELINERUNS, KubeError
 from shared.kube.listwatch import Listed, ListWatch
@@ -119,7 +120,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_lines.install("%(asctime)s %(levelname)s %(name)s: %(message)s", logging.INFO)
     env = Env()
     notifier = Notifier.from_env()
     namespace = env.text("NAMESPACE", "tekton-pipelines")
