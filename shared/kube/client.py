@@ -28,6 +28,7 @@ from shared.kube.errors import (
     Unreachable,
     error_from,
 )
+from shared.kube.reads import Reads
 from shared.metrics import kube_request
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,7 @@ class Kube:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self._api = api_client
+        self._reads = Reads(api_client)
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _open(
@@ -119,29 +121,38 @@ class Kube:
         self, path: str, query: dict[str, Any], timeout: Any, method: str, body: Any, content_type: str
     ) -> urllib3.HTTPResponse:
         params = [(k, v) for k, v in query.items() if v is not None]
-        headers = {"Accept": "application/json"}
-        if content_type:
-            headers["Content-Type"] = content_type
         try:
-            request = self._api.param_serialize(
-                method=method,
-                resource_path=path,
-                query_params=params,
-                header_params=headers,
-                body=body,
-                auth_settings=["BearerToken"],
-            )
-            response = self._api.call_api(*request, _request_timeout=timeout)
+            if method == "GET":
+                raw = self._reads.get(path, params, timeout)
+            else:
+                raw = self._write(method, path, params, body, content_type, timeout)
         except ApiException as err:  # raised for transport errors (status 0)
             raise Unreachable(str(err.reason)) from err
+        except urllib3.exceptions.SSLError as err:  # the detail the client's path gives it
+            raise Unreachable(f"{type(err).__name__}\n{err}") from err
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise Unreachable(type(err).__name__) from err
-        raw = response.response
         if not 200 <= raw.status <= 299:
             body = raw.data
             raw.release_conn()
             raise error_from(raw.status, body)
         return raw
+
+    def _write(
+        self, method: str, path: str, params: list[tuple[str, Any]], body: Any, content_type: str, timeout: Any
+    ) -> urllib3.HTTPResponse:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        request = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=params,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        return self._api.call_api(*request, _request_timeout=timeout).response
 
     def get(self, path: str, query: dict[str, Any] | None = None) -> dict[str, Any]:
         return _json(self._open(path, query or {}, REQUEST_TIMEOUT))
