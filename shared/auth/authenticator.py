@@ -66,7 +66,9 @@ class Authenticator:
         self._bcrypt_cost = bcrypt_cost
         # A fresh random key per process: cache keys are useless outside this process and cannot
         # be precomputed from guessed passwords.
-        self._cache_key = secrets.token_bytes(32)
+        # Keyed once: hmac.digest with a digest name looks the algorithm up in OpenSSL on every call
+        # (slow in OpenSSL 3); a copy of the keyed HMAC does not.
+        self._cache_mac = hmac.new(secrets.token_bytes(32), digestmod=hashlib.sha256)
         self._cache = VerifiedCache(cache_ttl, clock)
         # Failures per client (an address, an IPv6 /64) whatever the user, and per (user, client):
         # a stranger's failures block the stranger, never the user on another client.
@@ -210,7 +212,9 @@ class Authenticator:
             # No such name can exist in the file format, so refusing fast reveals nothing.
             return Decision.challenge("invalid credentials")
 
-        cache_key = hmac.digest(self._cache_key, b"basic\0" + raw_user + b"\0" + password, "sha256")
+        mac = self._cache_mac.copy()
+        mac.update(b"basic\0" + raw_user + b"\0" + password)
+        cache_key = mac.digest()
         cached = self._cache.get(cache_key, snapshot.generation)
         if cached is not None:
             # Proven correct earlier: never blocked by failures of others (see docs/security.md).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import itertools
 import logging
@@ -20,6 +21,17 @@ def client_key(address: str) -> str:
     """What failure limits count a client by: an IPv4 address; for IPv6 its /64, the smallest
     allocation a site or host gets, so rotating addresses within it gains nothing (an IPv4-mapped
     address counts as the IPv4 one); anything else as given, truncated."""
+    # Parsed once per client, not on every request it makes; a string longer than any address
+    # (from X-Forwarded-For) is not kept.
+    return _cached_key(address) if len(address) <= 64 else _key(address)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_key(address: str) -> str:
+    return _key(address)
+
+
+def _key(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
