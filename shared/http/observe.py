@@ -10,10 +10,10 @@ query strings or bodies is logged but the validated run and the principal's name
 from __future__ import annotations
 
 import logging
+import random
 import re
 import sys
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -48,6 +48,12 @@ def _access_logger() -> logging.Logger:
 ACCESS = _access_logger()
 
 
+def _new_request_id() -> str:
+    # 128 random bits in hex, as uuid4().hex was, from the process's generator (seeded from the
+    # OS, again in every forked worker): no system call per request.
+    return f"{random.getrandbits(128):032x}"
+
+
 def route_of(path: str) -> str:
     """The path's template: a bounded label value whatever the client sends."""
     parts = [part for part in path.split("/") if part]
@@ -75,7 +81,7 @@ class _CountedBody:
 
     def __init__(self, body: Iterable[bytes], function: str) -> None:
         self._body = body
-        self._bytes = metrics.STREAMED_BYTES.labels(function)
+        self._bytes = metrics.child(metrics.STREAMED_BYTES, function)
         self.sent = 0
 
     def __iter__(self) -> Iterator[bytes]:
@@ -106,9 +112,9 @@ class Observation:
         self.function = function
         self.route = route_of(request.path)
         incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        self.request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        self.request_id = incoming if _REQUEST_ID.match(incoming) else _new_request_id()
         self.resume = function == "logs" and ("resume" in request.args or "Last-Event-ID" in request.headers)
-        self._in_handler = metrics.REQUESTS_IN_HANDLER.labels(function)
+        self._in_handler = metrics.child(metrics.REQUESTS_IN_HANDLER, function)
         self._in_handler.inc()
 
     def abandoned(self) -> None:
@@ -122,7 +128,7 @@ class Observation:
         if response.is_streamed:
             body = _CountedBody(response.response, self.function)  # type: ignore[arg-type]
             response.response = body
-            metrics.OPEN_STREAMS.labels(self.function).inc()
+            metrics.child(metrics.OPEN_STREAMS, self.function).inc()
         log_it = settings is None or settings.access_log
         response.call_on_close(lambda: self._finished(request, response, body, log_it))
         return response
@@ -131,11 +137,11 @@ class Observation:
         seconds = time.perf_counter() - self.started
         code = response.status_code
         if body is not None:
-            metrics.OPEN_STREAMS.labels(self.function).dec()
-        metrics.REQUESTS.labels(self.function, self.route, str(code)).inc()
-        metrics.REQUEST_SECONDS.labels(self.function, self.route).observe(seconds)
+            metrics.child(metrics.OPEN_STREAMS, self.function).dec()
+        metrics.child(metrics.REQUESTS, self.function, self.route, str(code)).inc()
+        metrics.child(metrics.REQUEST_SECONDS, self.function, self.route).observe(seconds)
         if self.resume:
-            metrics.RESUMES.labels(str(code)).inc()
+            metrics.child(metrics.RESUMES, str(code)).inc()
         if not log_it:
             return
         caller = request.environ.get(_CALLER)

@@ -66,6 +66,20 @@ NOTIFY_REJECTED_REQUESTS = Counter(
 MASKED = Counter("tpl_logs_masked_values", "Secret values replaced in streamed logs")
 
 
+_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, from a dict after the first time: `labels()` checks its arguments
+    and takes a lock on every call, a measurable part of a short request. Label values come from
+    small fixed sets (above), so the dict stays small."""
+    key = (metric, values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
+
+
 def api_verb(method: str, path: str, query: Mapping[str, Any]) -> tuple[str, str]:
     """(verb, resource) of one API request, as the apiserver's own metrics name them."""
     parts = [part for part in path.split("/") if part]
@@ -98,8 +112,8 @@ def kube_request(method: str, path: str, query: Mapping[str, Any]) -> Iterator[d
             outcome["outcome"] = str(status) if status else "unreachable"
         raise
     finally:
-        KUBE_REQUEST_SECONDS.labels(verb, resource).observe(time.perf_counter() - started)
-        KUBE_REQUESTS.labels(verb, resource, outcome["outcome"]).inc()
+        child(KUBE_REQUEST_SECONDS, verb, resource).observe(time.perf_counter() - started)
+        child(KUBE_REQUESTS, verb, resource, outcome["outcome"]).inc()
 
 
 def notify_delivery(target: str, outcome: str) -> None:
