@@ -30,8 +30,9 @@
 #                           github under GitHub Actions (GITHUB_ACTIONS), else text
 #
 # Under GitLab CI each task and step is a collapsible section with its duration; under GitHub
-# Actions each step is a group, failed steps are `::error` annotations. Both end a failed run
-# with the failure digest.
+# Actions each step is a group, failed steps are `::error` annotations. Every format ends a failed
+# run with the failure digest, just before the final `PipelineRun …` line (the one that ends the
+# loop below); its lines are indented or start with `Failure digest:`, so it is printed as text.
 #
 # How it resumes: it asks for `cursors=true` text, where every line is `<cursor> <text>`. The
 # cursor is either a full resume token `<stable>.<active>` or `.<active>`, which continues the

@@ -179,6 +179,7 @@ class Received:
     streams: int = 0
     interrupted: list[str] = field(default_factory=list)
     end: str | None = None
+    digest: list[str] = field(default_factory=list)  # text: a failed run's failure digest, line by line
 
     def add(self, task: str, step: str, line: bytes) -> None:
         self.lines.setdefault((task, step), []).append(line)
@@ -227,6 +228,10 @@ def follow_ndjson(
 def _text_line(got: Received, line: bytes) -> None:
     if line.startswith(b"PipelineRun "):
         got.end = line.decode(errors="replace")
+        return
+    # The failure digest: its header, then indented lines (only after a header: the grammar stays strict).
+    if line.startswith(b"Failure digest: PipelineRun ") or (got.digest and line.startswith(b"  ")):
+        got.digest.append(line.decode(errors="replace"))
         return
     head, sep, rest = line.partition(b"] ")
     if not line.startswith(b"[") or not sep:
@@ -332,6 +337,11 @@ def test_notices_are_not_repeated_across_cuts(cutting: Listener, sim: Simulator)
     assert_exactly_once(run, got)
     assert sum("attempt 1 failed" in n for n in got.notices) == 1, got.notices
     assert sum("task failed" in n for n in got.notices) == 1, got.notices
+    # The stream that reaches the end carries the digest once, about the last attempt.
+    assert got.digest[0].startswith(f"Failure digest: PipelineRun {run.name} failed"), got.digest
+    assert sum(line.startswith("Failure digest") for line in got.digest) == 1, got.digest
+    digest = "\n".join(got.digest)
+    assert "FAILED task compile" in digest and "1 retries" in digest
 
 
 def test_finished_attempts_are_skipped_on_resume(listener: Listener, sim: Simulator) -> None:

@@ -106,9 +106,9 @@ class LogQuery:
     resume: str | None = None
     # Text mode: every line prefixed with its resume cursor (what `ci/tekton-logs.sh` reads).
     cursors: bool = False
-    # The failure digest at the end of a failed run's text-like stream (default: all but `text`,
-    # whose clients read a fixed line grammar), with this many lines of each failed step.
-    digest: bool = False
+    # The failure digest before a failed run's final status line (every format: it is what a
+    # person reads first), with this many lines of each failed step.
+    digest: bool = True
     digest_lines: int = LAST_LINES
     # format=github: the token of `::stop-commands::` (the client's, shared by its resumed streams).
     stop_commands: str | None = None
@@ -151,7 +151,7 @@ class LogQuery:
             heartbeat=heartbeat,
             resume=resume_token(args.last("resume")) or resume_token(last_event_id),
             cursors=_bool(args, "cursors", False),
-            digest=_bool(args, "digest", fmt != "text"),
+            digest=_bool(args, "digest", True),
             digest_lines=_count(args, "digest_lines", LAST_LINES, MAX_LAST_LINES),
             stop_commands=_stop_token(args.last("stop_commands")),
             eventid=eventid_arg(args),
