@@ -118,6 +118,9 @@ def test_a_resumed_stream_that_reaches_a_failed_end_also_ends_with_the_digest(
     assert lines[-1].startswith(f"PipelineRun {run.name} Failed".encode())
     digest = digest_block(lines, run.name)
     assert not task_lines(rest) and any(line.startswith("  FAILED task compile") for line in digest)
+    # This stream saw none of the failed step's lines: the digest reads them from the kubelet.
+    tail = [f"      | {line.decode()}" for line in run.expected_lines("compile", "build")]
+    assert digest[digest.index("      last 5 lines:") + 1 :][:5] == tail
 
 
 def test_stream_ends_with_the_digest_before_the_final_line(listener: Listener, sim: Simulator) -> None:

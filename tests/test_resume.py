@@ -341,7 +341,7 @@ def test_notices_are_not_repeated_across_cuts(cutting: Listener, sim: Simulator)
     assert got.digest[0].startswith(f"Failure digest: PipelineRun {run.name} failed"), got.digest
     assert sum(line.startswith("Failure digest") for line in got.digest) == 1, got.digest
     digest = "\n".join(got.digest)
-    assert "FAILED task compile" in digest and "1 retries" in digest
+    assert "FAILED task compile" in digest and "1 retries" in digest and "      | build line 15/15" in digest
 
 
 def test_finished_attempts_are_skipped_on_resume(listener: Listener, sim: Simulator) -> None:

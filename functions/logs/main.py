@@ -29,6 +29,7 @@ from shared.http.service import Service
 from shared.logs.formats.budget import Budget, BudgetFilter
 from shared.logs.formats.budgeted import elision_url, written
 from shared.logs.formats.select import make_writer, watch_hint
+from shared.logs.last_lines import step_tail
 from shared.logs.options import FollowOptions
 from shared.logs.run_reader import RunFollower
 from shared.logs.secret_values import Unreadable
@@ -103,6 +104,7 @@ def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator
         digest_lines=query.digest_lines,
         hint=watch_hint(svc.registry, req.run.namespace, name_of(run)),
         stop_commands=query.stop_commands,
+        fetch_tail=lambda pod, step, lines: step_tail(svc.kube, svc.maskers, req.run.namespace, pod, step, lines),
     )
     since_ns = time.time_ns() - int(query.since * 1e9) if query.since else 0
     budget = Budget(query.max_bytes, query.tail, since_ns, query.max_lines)

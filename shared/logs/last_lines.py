@@ -1,5 +1,6 @@
-"""The last lines of each failed step, for `/status`'s failure digest: `pods/log?tailLines=N`,
-masked like the stream. A pod that is gone or a log that cannot be read leaves the list empty."""
+"""The last lines of each failed step, for `/status`'s failure digest (and a resumed stream's):
+`pods/log?tailLines=N`, masked like the stream. A pod that is gone or a log that cannot be read
+leaves the list empty."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def with_last_lines(
                 pod = None
         tasks.append({**task, "steps": _steps(kube, maskers, namespace, pod, steps, lines)})
     return {**digest, "failedTasks": tasks}
+
+
+def step_tail(
+    kube: Kube, maskers: SecretMaskers | None, namespace: str, pod_name: str, step: str, lines: int
+) -> list[str]:
+    """One step's last lines, for a stream's digest when the stream did not see them."""
+    try:
+        pod = kube.get_object(PODS, namespace, pod_name)
+    except KubeError:
+        return []
+    return _steps(kube, maskers, namespace, pod, [{"step": step}], lines)[0]["lastLines"]
 
 
 def _steps(

@@ -6,7 +6,7 @@ from shared.logs.formats.framed import FramedWriter, Hint, no_hint
 from shared.logs.formats.github import GitHubWriter
 from shared.logs.formats.gitlab import GitLabWriter
 from shared.logs.formats.sse import SseWriter
-from shared.logs.formats.tails import Tails
+from shared.logs.formats.tails import Fetch, Tails
 from shared.logs.tracker import Tracker
 from shared.logs.writers import NdjsonWriter, TextWriter, Writer
 from shared.runs.digest import LAST_LINES, known_failures
@@ -42,8 +42,9 @@ def make_writer(
     digest_lines: int = LAST_LINES,
     hint: Hint = no_hint,
     stop_commands: str | None = None,
+    fetch_tail: Fetch | None = None,
 ) -> Writer:
-    tails = Tails(digest_lines if digest else 0)
+    tails = Tails(digest_lines if digest else 0, fetch_tail)
     if fmt in ("ndjson", "sse"):
         ndjson = _Ndjson(NdjsonWriter(tracker=tracker), tracker, False, tails, no_hint)
         return SseWriter(ndjson) if fmt == "sse" else ndjson

@@ -4,13 +4,18 @@ into lines only when the digest asks (a step's tail costs nothing per line while
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from shared.logs.events import LogLines
 
+# (pod, step, lines) -> the step's last lines as the kubelet still has them (masked).
+Fetch = Callable[[str, str, int], list[str]]
+
 
 class Tails:
-    def __init__(self, lines: int) -> None:
+    def __init__(self, lines: int, fetch: Fetch | None = None) -> None:
         self.lines = lines
+        self.fetch = fetch
         self._events: dict[tuple[str, str], tuple[deque[LogLines], list[int]]] = {}
 
     def add(self, event: LogLines) -> None:
@@ -29,7 +34,13 @@ class Tails:
     def last(self, pod: str, step: str) -> list[str]:
         """The step's last lines as text (timestamps cut off, undecodable bytes replaced)."""
         entry = self._events.get((pod, step))
-        if entry is None:
-            return []
-        rows = [content for event in entry[0] for _, content in event.split()]
-        return [row.decode("utf-8", "replace") for row in rows[-self.lines :]]
+        rows = [content for event in entry[0] for _, content in event.split()] if entry else []
+        seen = [row.decode("utf-8", "replace") for row in rows[-self.lines :]]
+        if len(seen) < self.lines and self.fetch is not None and pod:
+            # A resumed stream (or one filtered to other tasks) saw few or none of them: an earlier
+            # stream delivered them, and the digest is read from the end of what the client prints.
+            # A step that wrote fewer lines costs one read here; a pod that is gone reads nothing.
+            read = self.fetch(pod, step, self.lines)
+            if len(read) > len(seen):
+                return read
+        return seen
