@@ -192,6 +192,12 @@ def test_failed_step_and_the_steps_it_skips(played: Callable[..., tuple[PlayedRu
     assert steps["lint"]["terminated"]["exitCode"] == 3
     assert steps["package"]["terminationReason"] == "Skipped"
     assert b"Failed" in final_line(body)
+    # The failure digest just before it: the failed step, its exit code and last lines, as the real
+    # kubelet's log gave them; the skipped steps are no failures of their own.
+    lines = strip_heartbeats(body).rstrip(b"\n").split(b"\n")
+    digest = lines[next(i for i, line in enumerate(lines) if line.startswith(b"Failure digest: ")) : -1]
+    assert b"    step lint: exit code 3" in b"\n".join(digest) and b"step package" not in b"\n".join(digest)
+    assert digest[-3:] == [b"      last 2 lines:", b"      | lint line 1/2", b"      | lint line 2/2"], digest
 
 
 def test_task_that_never_starts_says_why(played: Callable[..., tuple[PlayedRun, Follower]]) -> None:

@@ -203,7 +203,12 @@ def test_sh_client_exit_codes_and_credentials_stay_off_the_command_line(
         time.sleep(0.01)  # sampling the process table; nothing to wait on
     stdout, _ = client.communicate(timeout=60)
     assert client.returncode == 1
-    assert f"PipelineRun {failed.name} Failed".encode() in stdout
+    # The digest is printed as text, and the run's status line is still the last one.
+    lines = stdout.rstrip(b"\n").split(b"\n")
+    assert lines[-1].startswith(f"PipelineRun {failed.name} Failed".encode()), lines[-3:]
+    assert lines[-2] == b"  SKIPPED task publish: PipelineRun was stopping", lines[-3:]
+    assert f"Failure digest: PipelineRun {failed.name} failed".encode() in stdout
+    assert b"\n    step build: exit code 2 (Error)" in stdout and b"\n      | build line 4/4\n" in stdout
     assert seen and not [c for c in seen if PASSWORD in c], seen
     missing = _client(_shells()[0], own_listener.url, "no-such-run-x", TEKTON_LOGS_WAIT="1")
     assert missing.wait(60) == 2
