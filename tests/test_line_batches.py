@@ -148,3 +148,59 @@ def test_merged_events_write_what_the_separate_events_write() -> None:
     ):
         one, other = make(), make()
         assert b"".join(map(one.write, events)) == b"".join(map(other.write, joined))
+
+
+def _hostile_event(rng: random.Random, previous: int) -> tuple[LogLines, list[bytes], list[bytes]]:
+    """Lines a step could print: control characters, ESC sequences, quotes, backslashes, invalid
+    UTF-8 and lone-surrogate bytes, `Z ` inside the text, very long lines, masked values; now and
+    then a line without a timestamp or without the space after it."""
+    n = rng.randrange(1, 150)
+    hostile = rng.random() < 0.5
+    alphabet = b"abc xyz 0123456789-=:/***" + (b'"\\\x00\x1b[2J\t\r\x7f\xc3\xa9\xff\xed\xa0\x80Z %' if hostile else b"")
+    rows = []
+    for _ in range(n):
+        previous += rng.choice([0, 1, 999, 10**9, 61 * 10**9])
+        stamp = kubelet_stamp(previous) if rng.random() > 0.02 else rng.choice(ODD)
+        content = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 4000 if rng.random() < 0.02 else 90)))
+        rows.append(stamp + (b" " if rng.random() > 0.01 else b"") + content + b"\n")
+    event = LogLines('build "x"', "comp\\ile", b"".join(rows), n, Cursor(previous, 1), True, 1, "pod-1", 0)
+    return event, rows, [stamp for stamp, _ in event.split()]  # a line without its space: no stamp
+
+
+def test_batch_writers_write_what_one_line_events_write() -> None:
+    """A whole read written at once is byte for byte the lines written one event each (the
+    line-by-line path: one JSON object and one cursor encoded per line), resumed or not."""
+    rng = random.Random(7)
+    binding = Binding.of("uid-1")
+    earlier = Tracker(binding)
+    earlier.advance("pod-0", 2, Cursor(BASE - 10**9, 3))
+    point = decode(earlier.token(), binding)
+    makers = [
+        lambda tracker: NdjsonWriter(tracker),
+        lambda tracker: NdjsonWriter(None),
+        lambda tracker: TextWriter(tracker=tracker, cursors=True),
+        lambda tracker: TextWriter(tracker=tracker, cursors=True, timestamps=True),
+    ]
+    for make in makers:
+        for start in (None, point):
+            whole, single = make(Tracker(binding, start)), make(Tracker(binding, start))
+            position, previous = Cursor(), BASE
+            for trial in range(25):
+                event, rows, stamps = _hostile_event(rng, previous)
+                ends = _ends(stamps, position)  # each line's own event ends where the line does
+                event = dataclasses.replace(event, cursor=ends[-1])
+                pairs = zip(rows, ends, strict=True)
+                one_each = [dataclasses.replace(event, data=row, lines=1, cursor=end) for row, end in pairs]
+                assert whole.write(event) == b"".join(map(single.write, one_each)), trial
+                position, previous = ends[-1], max(previous, ends[-1].ns)
+
+
+def _ends(stamps: list[bytes], position: Cursor) -> list[Cursor]:
+    """Where the container's log stands after each line: a line without a timestamp moves nothing."""
+    out = []
+    for stamp in stamps:
+        value = one_by_one(stamp)
+        if value >= 0:
+            position = Cursor(value, position.same + 1 if value == position.ns else 1)
+        out.append(position)
+    return out
