@@ -83,8 +83,9 @@ class ActiveEncoder:
         sealed[body::size] = hi.to_bytes(n, "big")
         sealed[body + 1 :: size] = lo.to_bytes(n, "big")
         encoded = binascii.b2a_base64(sealed, newline=False).translate(_URLSAFE)
-        width = size // 3 * 4
-        return [encoded[i : i + width] for i in range(0, n * width, width)]
+        # One C call cuts each line's part out, even with its format compiled anew, several times
+        # quicker than a slice per line.
+        return list(struct.unpack(f"{size // 3 * 4}s" * n, encoded))
 
 
 _FILL = [bytes([value]) for value in range(256)]
