@@ -264,8 +264,9 @@ def _cells(event: LogLines) -> tuple[list[bytes], list[bytes]] | None:
         return None
     data = event.data
     lines = data.count(b"\n")
-    if data.count(b"Z ") == lines:
-        cells = data.replace(b"\n", b"Z ").split(b"Z ")
+    cells = data.replace(b"\n", b"Z ").split(b"Z ")
+    # Two cells a line (and an empty one at the end) when every line holds one `Z `: no second search.
+    if len(cells) == 2 * lines + 1:
         cells.pop()
         stamps = cells[0::2]
         # Each line's only `Z ` ends its timestamp if what comes before it looks like one.
@@ -282,8 +283,13 @@ def _cells(event: LogLines) -> tuple[list[bytes], list[bytes]] | None:
 
 def _weave(rows: int, *columns: bytes | list[bytes]) -> bytes:
     """Row after row, the columns' cells joined: a `bytes` column is the same in every row."""
-    width = len(columns)
+    merged: list[bytes | list[bytes]] = []  # neighbouring constants joined: a column costs a cell a row
+    for column in columns:
+        if isinstance(column, bytes) and merged and isinstance(merged[-1], bytes):
+            column = merged.pop() + column
+        merged.append(column)
+    width = len(merged)
     out: list[bytes] = [b""] * (rows * width)
-    for k, column in enumerate(columns):
+    for k, column in enumerate(merged):
         out[k::width] = [column] * rows if isinstance(column, bytes) else column
     return b"".join(out)
