@@ -19,10 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.clients import cpu_seconds, curl_listener, timed_run, worker_pid
+from bench.clients import cpu_seconds, curl_listener, keepalive_load, timed_run, worker_pid
 from bench.harness import NS, RESULTS, Bench, Sizes
-from bench.workloads import MB, finished_log
+from bench.workloads import MB, finished_log, run_name
 from tests.sandbox.cluster import Cluster
+from tests.sandbox.scenarios import success
+from tests.support import basic
 
 # Frames of the sampled process that are waiting, not working (py-spy --idle is off, but a
 # thread blocked inside a C call still shows up as that call).
@@ -74,25 +76,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--megabytes", type=int, default=20)
     parser.add_argument("--query", default="", help="query string for /logs, e.g. format=ndjson")
     parser.add_argument("--label", default="logs")
+    parser.add_argument(
+        "--status", type=float, default=0.0, help="profile N seconds of the /status figure's keep-alive load instead"
+    )
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         parser.error("py-spy is not installed (pip install py-spy)")
     RESULTS.mkdir(parents=True, exist_ok=True)
+    return _profile_logs(spy, args)
+
+
+def _record(spy: str, worker: int, raw: Path) -> subprocess.Popen[bytes]:
+    recorder = subprocess.Popen(
+        [spy, "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(raw), "-p", str(worker)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(1.0)  # py-spy attaches asynchronously; nothing to wait on but its first sample
+    return recorder
+
+
+def _profile_status(bench: Bench, spy: str, seconds: float, label: str) -> int:
+    """The /status figure's load (keep-alive clients on one finished run) under py-spy."""
+    run = bench.sim.play(success(lines=2, interval=0), NS, run_name("status")).wait(60)
+    listener = bench.listener
+    worker = worker_pid(listener)
+    raw = RESULTS / f"profile-{label}.collapsed"
+    recorder = _record(spy, worker, raw)
+    cpu = cpu_seconds(worker)
+    got = keepalive_load(
+        lambda: listener.connect(30), f"/status/{run.name}", {"Authorization": basic()}, 8, seconds, 1.0
+    )
+    cpu = cpu_seconds(worker) - cpu
+    recorder.send_signal(signal.SIGINT)
+    recorder.wait(60)
+    result = top(raw.read_text())
+    summary = {"label": label, "req/s": round(got.rate, 1), "worker CPU ms per request": None, **result}
+    if got.rate:
+        summary["worker CPU ms per request"] = round(cpu * 1000 / (got.rate * seconds), 2)
+    (RESULTS / f"profile-{label}.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"{summary['req/s']} req/s, {summary['worker CPU ms per request']} worker CPU ms per /status")
+    print(render(result))
+    return 0
+
+
+def _profile_logs(spy: str, args: argparse.Namespace) -> int:
     with Cluster.start() as cluster:
         bench = Bench(cluster, Sizes.quick(), quick=True)
         try:
+            if args.status:
+                return _profile_status(bench, spy, args.status, args.label)
             log = finished_log(bench, args.megabytes * MB)
             listener = bench.listener
             worker = worker_pid(listener)
             raw = RESULTS / f"profile-{args.label}.collapsed"
             path = f"/logs/{log.run}" + (f"?{args.query}" if args.query else "")
-            recorder = subprocess.Popen(
-                [spy, "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(raw), "-p", str(worker)],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            time.sleep(1.0)  # py-spy attaches asynchronously; nothing to wait on but its first sample
+            recorder = _record(spy, worker, raw)
             cpu = cpu_seconds(worker)
             with tempfile.TemporaryDirectory() as tmp:
                 timed = timed_run(curl_listener(listener, path), Path(tmp) / "body", timeout=600)

@@ -1,5 +1,8 @@
 """`python -m bench.report <results.json>...`: the bench's JSON as the Markdown tables the docs quote.
 
+`python -m bench.report --goals <standin.json> <node.json>`: every metric that has a goal, one
+column per upstream, the summary table the README and docs quote.
+
 The docs' figures are pasted from this output, so they are the bench's own numbers: median,
 min - max over the repeats, the goal and whether the median meets it, with the upstream and
 the machine each set was measured on.
@@ -32,21 +35,57 @@ def markdown(body: dict[str, Any]) -> str:
             continue
         out += ["| metric | median | min - max | unit | goal |", "|---|---|---|---|---|"]
         for m in fig["metrics"]:
-            mark = {True: " ✔", False: " **missed**", None: ""}[m["ok"]]
             spread = f"{fmt(m['min'])} - {fmt(m['max'])}" if len(m["samples"]) > 1 else ""
-            goal = f"{m['goal']}{mark}" if m["goal"] else ""
+            goal = f"{m['goal']}{_mark(m)}" if m["goal"] else ""
             out.append(f"| {m['name']} | {fmt(m['median'])} | {spread} | {m['unit']} | {goal} |")
         out.append("")
     return "\n".join(out)
 
 
+def _mark(metric: dict[str, Any]) -> str:
+    return {True: " ✔", False: " **missed**", None: ""}[metric["ok"]]
+
+
+def goals(bodies: list[dict[str, Any]]) -> str:
+    """Every metric with a goal, in the order the figures give them, one column per upstream."""
+    keys = [body.get("upstream", {}).get("key", "?") for body in bodies]
+    rows: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, body in zip(keys, bodies, strict=True):
+        for fig in body["figures"].values():
+            for metric in fig.get("metrics") or []:
+                if metric.get("goal"):
+                    rows.setdefault(metric["name"], {})[key] = metric
+    out = [
+        "| metric | goal | " + " | ".join(f"`{key}`" for key in keys) + " |",
+        "|---|---|" + "---|" * len(keys),
+    ]
+    for name, by_key in rows.items():
+        cells = []
+        for key in keys:
+            m = by_key.get(key)
+            if m is None:
+                cells.append("not measured")
+                continue
+            spread = f" ({fmt(m['min'])} - {fmt(m['max'])})" if len(m["samples"]) > 1 else ""
+            cells.append(f"{fmt(m['median'])}{spread} {m['unit']}{_mark(m)}")
+        goal = next(iter(by_key.values()))["goal"]
+        out.append(f"| {name} | {goal} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
-    paths = [Path(p) for p in (argv if argv is not None else sys.argv[1:])]
+    args = list(argv if argv is not None else sys.argv[1:])
+    summary = "--goals" in args
+    paths = [Path(p) for p in args if p != "--goals"]
     if not paths:
         print(__doc__, file=sys.stderr)
         return 2
-    for path in paths:
-        print(markdown(json.loads(path.read_text())))
+    bodies = [json.loads(path.read_text()) for path in paths]
+    if summary:
+        print(goals(bodies))
+        return 0
+    for body in bodies:
+        print(markdown(body))
     return 0
 
 

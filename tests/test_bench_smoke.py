@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from bench.figures import FIGURES
+from bench.report import goals
 from tests.sandbox.node import unavailable_reason
 from tests.support import ROOT
 
@@ -62,6 +63,9 @@ def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
         for metric in figure["metrics"]:
             assert metric["samples"], (key, metric["name"])
     assert "figure" in proc.stdout and "median" in proc.stdout  # the table was printed
+    # The docs' goal summary (`bench.report --goals`) has a row for every metric with a goal.
+    summary = goals([body])
+    assert all(f"| {m['name']} |" in summary for fig in figures.values() for m in fig["metrics"] if m["goal"])
     # What the quick mode can check for sure: complete fan-out output and the API cost shape.
     # Every reader of the throughput figure read the whole log (the figure checks the sizes).
     throughput = {m["name"].split(": ", 1)[1] for m in figures["throughput"]["metrics"]}
