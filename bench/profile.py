@@ -4,6 +4,9 @@ Plays one finished container log on a sandbox, then samples the listener's gunic
 py-spy (`pip install py-spy`, in the test extra) while curl reads `/logs` to its end, and prints
 the top of the profile: functions by own samples (where the time is spent) and by samples
 including callees (which layer spends it). The raw collapsed stacks are kept in bench/results/.
+The log is figure 1's (one line in 50 carries one of 20 Secret values); with `--masked` the run's
+pod references those Secrets (`get secrets` granted), so `/logs` masks them, as figure 1's masked
+reader does.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from bench.clients import cpu_seconds, curl_listener, keepalive_load, timed_run, worker_pid
 from bench.harness import NS, RESULTS, Bench, Sizes
-from bench.workloads import MB, finished_log, run_name
+from bench.workloads import MB, finished_log, run_name, secret_refs, secret_values
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import success
 from tests.support import basic
@@ -76,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--megabytes", type=int, default=20)
     parser.add_argument("--query", default="", help="query string for /logs, e.g. format=ndjson")
     parser.add_argument("--label", default="logs")
+    parser.add_argument("--masked", action="store_true", help="the run's pod references the log's Secrets: masked")
+    parser.add_argument("--warmups", type=int, default=0, help="unprofiled reads before the profiled one")
     parser.add_argument(
         "--status", type=float, default=0.0, help="profile N seconds of the /status figure's keep-alive load instead"
     )
@@ -127,16 +132,20 @@ def _profile_logs(spy: str, args: argparse.Namespace) -> int:
         try:
             if args.status:
                 return _profile_status(bench, spy, args.status, args.label)
-            log = finished_log(bench, args.megabytes * MB)
+            values = secret_values()
+            refs = secret_refs(bench, values) if args.masked else None
+            log = finished_log(bench, args.megabytes * MB, values, env=refs)
             listener = bench.listener
             worker = worker_pid(listener)
             raw = RESULTS / f"profile-{args.label}.collapsed"
             path = f"/logs/{log.run}" + (f"?{args.query}" if args.query else "")
-            recorder = _record(spy, worker, raw)
-            cpu = cpu_seconds(worker)
             with tempfile.TemporaryDirectory() as tmp:
+                for _ in range(args.warmups):  # e.g. the masked read's Secret watches started, as in figure 1
+                    timed_run(curl_listener(listener, path), Path(tmp) / "body", timeout=600)
+                recorder = _record(spy, worker, raw)
+                cpu = cpu_seconds(worker)
                 timed = timed_run(curl_listener(listener, path), Path(tmp) / "body", timeout=600)
-            cpu = cpu_seconds(worker) - cpu
+                cpu = cpu_seconds(worker) - cpu
             recorder.send_signal(signal.SIGINT)
             recorder.wait(60)
         finally:
@@ -145,6 +154,8 @@ def _profile_logs(spy: str, args: argparse.Namespace) -> int:
     summary = {
         "label": args.label,
         "query": args.query,
+        "masked": args.masked,
+        "warmups": args.warmups,
         "log_bytes": log.bytes,
         "lines": log.lines,
         "seconds": round(timed.seconds, 2),
@@ -153,7 +164,8 @@ def _profile_logs(spy: str, args: argparse.Namespace) -> int:
         **result,
     }
     (RESULTS / f"profile-{args.label}.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(f"{summary['MB/s']} MB/s, {summary['worker CPU s per 100 MB']} CPU s per 100 MB ({path}, {NS})")
+    where = f"{path}, {NS}" + (", masked" if args.masked else "")
+    print(f"{summary['MB/s']} MB/s, {summary['worker CPU s per 100 MB']} CPU s per 100 MB ({where})")
     print(render(result))
     return 0
 

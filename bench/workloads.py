@@ -7,6 +7,7 @@ an upstream is a parameter: today the sandbox's kubelet stand-in, later a real n
 from __future__ import annotations
 
 import json
+import secrets as _secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,8 +16,10 @@ from bench.harness import NS, Bench
 from tests.sandbox.objects import random_suffix
 from tests.sandbox.scenarios import Scenario, Step, Task
 from tests.sandbox.simulator import PlayedRun
+from tests.support import env_ref, grant_secret_reads, put_secret
 
 MB = 1_000_000
+SECRETS = 20  # Secret values a masked run's pod references (figure 1, bench.profile --masked)
 _FILLER = b"compiling src/module/component_%d.c -O2 -Wall -Werror -fPIC -I include -DNDEBUG " * 3
 
 
@@ -52,6 +55,23 @@ def ci_lines_script(total: int, secrets: tuple[bytes, ...] = ()) -> str:
         " print line; written += length(line) + 1 } }'\n"
         "sleep 1"
     )
+
+
+def secret_values(n: int = SECRETS) -> tuple[bytes, ...]:
+    """`n` random Secret values, as the masked log carries them."""
+    return tuple(_secrets.token_urlsafe(18).encode() for _ in range(n))
+
+
+def secret_refs(b: Bench, values: tuple[bytes, ...]) -> list[dict]:
+    """Secrets holding `values`, `get` on them granted to the listener; env references to them
+    (`finished_log(..., env=refs)` gives a run whose `/logs` masks them)."""
+    grant_secret_reads(b.cluster, NS)
+    refs = []
+    for i, value in enumerate(values):
+        name = f"bench-token-{i}"
+        put_secret(b.cluster, NS, name, {"token": value})
+        refs.append(env_ref(f"TOKEN_{i}", name, "token"))
+    return refs
 
 
 def run_name(kind: str) -> str:

@@ -8,7 +8,6 @@ order, one at a time; wall time from spawn to exit, as a CI job waits for it.
 
 from __future__ import annotations
 
-import secrets
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,10 +15,9 @@ from pathlib import Path
 
 from bench.clients import cpu_seconds, curl_listener, proc_kb, timed_run, worker_pid
 from bench.harness import NS, Bench, Figure
-from bench.workloads import MB, FinishedLog, finished_log
-from tests.support import Listener, env_ref, grant_secret_reads, put_secret
+from bench.workloads import MB, SECRETS, FinishedLog, finished_log, secret_refs, secret_values
+from tests.support import Listener
 
-SECRETS = 20
 PREFIX = len(b"[dump : dump] ")
 
 
@@ -66,8 +64,8 @@ RATIOS = [
 
 
 def throughput(b: Bench, fig: Figure) -> None:
-    values = tuple(secrets.token_urlsafe(18).encode() for _ in range(SECRETS))
-    refs = _make_secrets(b, values)
+    values = secret_values()
+    refs = secret_refs(b, values)
     for size in b.sizes.throughput_sizes:
         plain = finished_log(b, size, values)
         masked = finished_log(b, size, values, env=refs)
@@ -111,14 +109,3 @@ def _read(fig: Figure, label: str, reader: Reader, log: FinishedLog, worker: int
     who = "listener worker" if reader.listener else "kubectl"
     fig.add(f"{label}: CPU per 100 MB, {reader.name} ({who})", "s", used * 100 * MB / log.bytes)
     return rate
-
-
-def _make_secrets(b: Bench, values: tuple[bytes, ...]) -> list[dict]:
-    """Secrets holding `values`, `get` on them granted to the listener; env references to them."""
-    grant_secret_reads(b.cluster, NS)
-    refs = []
-    for i, value in enumerate(values):
-        name = f"bench-token-{i}"
-        put_secret(b.cluster, NS, name, {"token": value})
-        refs.append(env_ref(f"TOKEN_{i}", name, "token"))
-    return refs
