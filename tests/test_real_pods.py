@@ -372,7 +372,8 @@ def test_log_rotation_by_the_kubelet(node_cluster: Cluster, played: Callable[...
     # In order, never repeated; at least what kubectl logs -f read from the same kubelet.
     assert numbers == sorted(set(numbers)), "lines repeated or out of order"
     assert set(lines) <= set(expected)
-    assert len(lines) >= len(kubectl_lines), (len(lines), len(kubectl_lines))
+    # kubectl may read lines twice across a rotation (seen: 25,500 lines for 25,000): count distinct ones
+    assert len(lines) >= len(set(kubectl_lines)), (len(lines), len(kubectl_lines), len(set(kubectl_lines)))
     # What could not be read is said, not silently dropped.
     missing = len(expected) - len(lines)
     assert not missing or said, f"{missing} lines missing and the stream did not say so"
