@@ -24,13 +24,7 @@ def with_last_lines(
     tasks = []
     for task in digest.get("failedTasks") or []:
         steps = task.get("steps") or []
-        pod_name = str(task.get("pod") or "")
-        pod = None
-        if steps and pod_name:
-            try:
-                pod = kube.get_object(PODS, namespace, pod_name)
-            except KubeError:
-                pod = None
+        pod = _pod(kube, namespace, str(task.get("pod") or "")) if steps else None
         tasks.append({**task, "steps": _steps(kube, maskers, namespace, pod, steps, lines)})
     return {**digest, "failedTasks": tasks}
 
@@ -39,11 +33,18 @@ def step_tail(
     kube: Kube, maskers: SecretMaskers | None, namespace: str, pod_name: str, step: str, lines: int
 ) -> list[str]:
     """One step's last lines, for a stream's digest when the stream did not see them."""
-    try:
-        pod = kube.get_object(PODS, namespace, pod_name)
-    except KubeError:
-        return []
+    pod = _pod(kube, namespace, pod_name)
     return _steps(kube, maskers, namespace, pod, [{"step": step}], lines)[0]["lastLines"]
+
+
+def _pod(kube: Kube, namespace: str, name: str) -> Obj | None:
+    """The pod, or None if it has no name, is gone or cannot be read."""
+    if not name:
+        return None
+    try:
+        return kube.get_object(PODS, namespace, name)
+    except KubeError:
+        return None
 
 
 def _steps(
