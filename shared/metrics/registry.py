@@ -59,7 +59,7 @@ NOTIFY_REFUSED_TARGETS = Counter(
 NOTIFY_IGNORED_EVENTS = Counter(
     "tpl_notify_ignored_events", "Events that named no readable run of that uid", ["reason"]
 )
-# reason: no-token, bad-token, subject, review-failed, too-large
+# reason: no-token, bad-token, subject, review-failed, too-large, not-cloudevent
 NOTIFY_REJECTED_REQUESTS = Counter(
     "tpl_notify_rejected_requests", "Event requests refused at notify's ingress", ["reason"]
 )
