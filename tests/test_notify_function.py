@@ -27,6 +27,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -427,6 +428,10 @@ def runs(cluster: Cluster, notify_identity: Identity) -> Runs:
     return Runs(cluster, namespace)
 
 
+# What the module's config lets runs of `runs.namespace` notify.
+ALLOW = {"gitlab": ["group/app", "42"], "github": ["example/*"], "slack": ["default"], "webhook": ["default"]}
+
+
 @pytest.fixture(scope="module")
 def env(
     standins: StandIns,
@@ -438,8 +443,7 @@ def env(
     tmp = tmp_path_factory.mktemp("notify")
     kubeconfig = cluster.write_kubeconfig(tmp / "kubeconfig", notify_identity)
     config = tmp / "notify.yaml"
-    allow = {"gitlab": ["group/app", "42"], "github": ["example/*"], "slack": ["default"], "webhook": ["default"]}
-    config.write_text(yaml.safe_dump({"allow": [{"namespaces": [runs.namespace], **allow}]}))
+    config.write_text(yaml.safe_dump({"allow": [{"namespaces": [runs.namespace], **ALLOW}]}))
     return function_env(standins, tmp, kubeconfig) | {"NOTIFY_CONFIG": str(config)}
 
 
@@ -837,6 +841,26 @@ def test_a_repository_outside_the_allow_list_is_refused_logged_and_counted(
 
 # -- ingress: who may send events, and how much ----------------------------------------------------
 AUDIENCE = "tekton-listener-notify"
+SENDER = "tekton-listener-notify-trigger-oidc"  # a ServiceAccount SENDERS allows
+# notify's ingress checks: a token for AUDIENCE, of a `*-oidc` ServiceAccount of the listener's namespace
+SENDERS = {"NOTIFY_AUDIENCE": AUDIENCE, "NOTIFY_ALLOWED_SUBJECTS": f"system:serviceaccount:{LISTENER_NAMESPACE}:*-oidc"}
+
+
+@contextmanager
+def token_reviews(cluster: Cluster) -> Iterator[None]:
+    """service.yaml's ClusterRoleBindings (system:auth-delegator: notify may create TokenReviews)
+    while entered; cluster-scoped, so no test namespace removes them, and test_manifests creates
+    them too: deleted on the way out."""
+    rbac = [
+        d for d in yaml.safe_load_all((ROOT / "service.yaml").read_text()) if d and d["kind"] == "ClusterRoleBinding"
+    ]
+    for doc in rbac:
+        cluster.apply(doc)  # for notify's ServiceAccount (namespace as shipped)
+    try:
+        yield
+    finally:
+        for doc in rbac:
+            cluster.raw("DELETE", f"{collection_path(doc)}/{doc['metadata']['name']}", cluster.admin)
 
 
 def sa_token(cluster: Cluster, name: str, audience: str) -> str:
@@ -879,51 +903,39 @@ def raw_post(fn: Function, data: dict[str, Any], token: str | None, chunked: boo
 def test_only_senders_with_a_token_for_the_audience_get_in_and_bodies_are_capped(
     cluster: Cluster, standins: StandIns, runs: Runs, env: dict[str, str], tmp_path: Path, sha: str
 ) -> None:
-    rbac = [
-        d for d in yaml.safe_load_all((ROOT / "service.yaml").read_text()) if d and d["kind"] == "ClusterRoleBinding"
-    ]
-    for doc in rbac:
-        cluster.apply(doc)  # system:auth-delegator for notify's ServiceAccount (namespace as shipped)
-    sender = "tekton-listener-notify-trigger-oidc"
-    good = sa_token(cluster, sender, AUDIENCE)
-    wrong_audience = sa_token(cluster, sender, "some-other-service")
-    stranger = sa_token(cluster, "someone-else", AUDIENCE)  # right audience, not an allowed subject
-    limits = {
-        "NOTIFY_AUDIENCE": AUDIENCE,
-        "NOTIFY_ALLOWED_SUBJECTS": f"system:serviceaccount:{LISTENER_NAMESPACE}:*-oidc",
-        "NOTIFY_MAX_BODY_BYTES": "4096",
-    }
-    fn = Function(env | limits, tmp_path / "guarded.log")
-    try:
-        data = runs.create("02-failed", {f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha})
-        before = len(standins.seen)
-        refused = {
-            "no token": (None, 401),
-            "not a token": ("x" * 40, 401),
-            "another audience": (wrong_audience, 401),
-            "another sender": (stranger, 403),
-        }
-        for what, (token, code) in refused.items():
-            status, body = raw_post(fn, data, token)
-            assert (status, "error" in body) == (code, True), what
-        huge = copy.deepcopy(data)
-        huge["pipelineRun"]["metadata"]["annotations"]["padding"] = "x" * 8000
-        assert raw_post(fn, huge, good)[0] == 413
-        assert raw_post(fn, huge, good, chunked=True)[0] == 413
-        assert len(standins.seen) == before, "nothing refused reached a target"
-        for chunked in (False, True):
-            status, body = raw_post(fn, data, good, chunked)
-            assert status == 200 and body["state"] == "failed", body
-        assert states_of(standins, "github", sha) == ["failure"]
-        text = fn.metrics()
-        for reason in ("no-token", "bad-token", "subject", "too-large"):
-            assert f'tpl_notify_rejected_requests_total{{reason="{reason}"}}' in text
-        log = fn.log_path.read_text()
-        assert good not in log and stranger not in log
-    finally:
-        fn.stop()
-        for doc in rbac:  # cluster-scoped, so no test namespace removes it; test_manifests creates it too
-            cluster.raw("DELETE", f"{collection_path(doc)}/{doc['metadata']['name']}", cluster.admin)
+    with token_reviews(cluster):
+        good = sa_token(cluster, SENDER, AUDIENCE)
+        wrong_audience = sa_token(cluster, SENDER, "some-other-service")
+        stranger = sa_token(cluster, "someone-else", AUDIENCE)  # right audience, not an allowed subject
+        fn = Function(env | SENDERS | {"NOTIFY_MAX_BODY_BYTES": "4096"}, tmp_path / "guarded.log")
+        try:
+            data = runs.create("02-failed", {f"{PREFIX}github-repo": "example/app", f"{PREFIX}sha": sha})
+            before = len(standins.seen)
+            refused = {
+                "no token": (None, 401),
+                "not a token": ("x" * 40, 401),
+                "another audience": (wrong_audience, 401),
+                "another sender": (stranger, 403),
+            }
+            for what, (token, code) in refused.items():
+                status, body = raw_post(fn, data, token)
+                assert (status, "error" in body) == (code, True), what
+            huge = copy.deepcopy(data)
+            huge["pipelineRun"]["metadata"]["annotations"]["padding"] = "x" * 8000
+            assert raw_post(fn, huge, good)[0] == 413
+            assert raw_post(fn, huge, good, chunked=True)[0] == 413
+            assert len(standins.seen) == before, "nothing refused reached a target"
+            for chunked in (False, True):
+                status, body = raw_post(fn, data, good, chunked)
+                assert status == 200 and body["state"] == "failed", body
+            assert states_of(standins, "github", sha) == ["failure"]
+            text = fn.metrics()
+            for reason in ("no-token", "bad-token", "subject", "too-large"):
+                assert f'tpl_notify_rejected_requests_total{{reason="{reason}"}}' in text
+            log = fn.log_path.read_text()
+            assert good not in log and stranger not in log
+        finally:
+            fn.stop()
 
 
 # -- per-task statuses, from a run the simulator plays ---------------------------------------------
