@@ -279,6 +279,11 @@ def strip_heartbeats(text: bytes) -> bytes:
     return b"\n".join(line.lstrip(b"\r") for line in text.split(b"\n"))
 
 
+def text_lines(body: bytes) -> list[bytes]:
+    """A text body's lines, heartbeats stripped; the last is the final `PipelineRun ...` line."""
+    return strip_heartbeats(body).rstrip(b"\n").split(b"\n")
+
+
 def task_lines(text: bytes) -> dict[tuple[str, str], list[bytes]]:
     """`[task : step] line` lines grouped by (task, step), in order."""
     out: dict[tuple[str, str], list[bytes]] = {}

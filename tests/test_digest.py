@@ -14,8 +14,8 @@ from tests.support import (
     grant_secret_reads,
     put_secret,
     secret_scenario,
-    strip_heartbeats,
     task_lines,
+    text_lines,
 )
 from tests.test_sse import sse_events
 
@@ -53,12 +53,13 @@ def test_succeeded_run_has_no_digest(listener: Listener, sim: Simulator) -> None
         assert b"Failure digest" not in text, query
         assert text_lines(text)[-1].startswith(f"PipelineRun {run.name} Succeeded".encode()), query
     _, _, ndjson = listener.get(f"/logs/{run.name}?format=ndjson")
-    end = json.loads(ndjson.rstrip(b"\n").split(b"\n")[-1])
+    end = end_event(ndjson)
     assert end["event"] == "end" and "digest" not in end["status"]
 
 
-def text_lines(body: bytes) -> list[bytes]:
-    return strip_heartbeats(body).rstrip(b"\n").split(b"\n")
+def end_event(body: bytes) -> dict:
+    """The last object of an NDJSON body: the `end` event of a stream that reached the end."""
+    return json.loads(body.rstrip(b"\n").split(b"\n")[-1])
 
 
 def digest_block(lines: list[bytes], name: str) -> list[str]:
@@ -84,7 +85,7 @@ def test_default_text_stream_of_a_failed_run_ends_with_the_digest_then_the_statu
     assert digest[3].startswith("    step build: exit code 2 (Error) after ")
     tail = run.expected_lines("compile", "build")[-20:]
     assert digest[4:25] == ["      last 20 lines:"] + [f"      | {line.decode()}" for line in tail]
-    assert digest[25:] == [f"  SKIPPED task publish: {digest_skip_reason(listener, run.name)}"]
+    assert digest[25:] == [f"  SKIPPED task publish: {status['digest']['skippedTasks'][0]['reason']}"]
     # The log itself is untouched: every step line once, before the digest.
     assert task_lines(b"\n".join(lines[: -len(digest) - 1])) == {k: v for k, v in run.expected().items() if v}
 
@@ -92,11 +93,6 @@ def test_default_text_stream_of_a_failed_run_ends_with_the_digest_then_the_statu
     assert text_lines(off) == lines[: -len(digest) - 1] + lines[-1:]
     _, _, fewer = listener.get(f"/logs/{run.name}?digest_lines=0")
     assert digest_block(text_lines(fewer), run.name) == digest[:4] + digest[25:]
-
-
-def digest_skip_reason(listener: Listener, name: str) -> str:
-    _, status = listener.get_json(f"/status/{name}")
-    return status["digest"]["skippedTasks"][0]["reason"]
 
 
 def test_a_resumed_stream_that_reaches_a_failed_end_also_ends_with_the_digest(
@@ -127,16 +123,15 @@ def test_a_resumed_stream_that_reaches_a_failed_end_also_ends_with_the_digest(
 def test_stream_ends_with_the_digest_before_the_final_line(listener: Listener, sim: Simulator) -> None:
     run = sim.play(SCENARIOS["retries"](), NS).wait(60)
     _, _, body = listener.get(f"/logs/{run.name}?digest=true&digest_lines=2")
-    lines = strip_heartbeats(body).rstrip(b"\n").split(b"\n")
+    lines = text_lines(body)
     assert lines[-1].startswith(f"PipelineRun {run.name} Failed".encode())
-    start = next(i for i, line in enumerate(lines) if line.startswith(b"Failure digest: PipelineRun"))
-    digest = b"\n".join(lines[start:-1]).decode()
+    digest = "\n".join(digest_block(lines, run.name))
     assert "FAILED task compile" in digest and "1 retries" in digest and "step build: exit code 2" in digest
     # The last attempt's lines: the digest is about the attempt that decided the outcome.
     assert digest.count("      | ") == 2 and "      | build line 3/3" in digest
 
     _, _, ndjson = listener.get(f"/logs/{run.name}?format=ndjson")
-    end = json.loads(ndjson.rstrip(b"\n").split(b"\n")[-1])
+    end = end_event(ndjson)
     step = end["status"]["digest"]["failedTasks"][0]["steps"][0]
     assert end["event"] == "end" and step["lastLines"] == ["build line 1/3", "build line 2/3", "build line 3/3"]
 
@@ -154,14 +149,14 @@ def test_ndjson_and_sse_carry_the_digest_in_their_end_event(listener: Listener, 
             assert events[-1]["event"] == "end"
             end = json.loads(events[-1]["data"])
         else:
-            end = json.loads(body.rstrip(b"\n").split(b"\n")[-1])
+            end = end_event(body)
         assert end["event"] == "end" and b"Failure digest" not in body, query
         digest = end["status"]["digest"]
         assert digest["failedTasks"][0]["steps"][0]["lastLines"] == last, query
         assert digest == {**status["digest"], "failedTasks": digest["failedTasks"]}, query
     # digest=false: the end event is still the status body, without the steps' last lines.
     _, _, off = listener.get(f"/logs/{run.name}?format=ndjson&digest=false")
-    step = json.loads(off.rstrip(b"\n").split(b"\n")[-1])["status"]["digest"]["failedTasks"][0]["steps"][0]
+    step = end_event(off)["status"]["digest"]["failedTasks"][0]["steps"][0]
     assert step["step"] == "build" and "lastLines" not in step
 
 
