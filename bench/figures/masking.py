@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import base64
 import random
-import secrets
 import time
 from collections.abc import Callable
 
 from bench.harness import Bench, Figure
-from bench.workloads import MB, ci_lines
+from bench.workloads import MB, ci_lines, secret_values
 from shared.logs.masking import SecretMasker
 from shared.logs.secret_forms import forms
 
-SECRETS = 20
 BUNDLE_LINES = 3000
 CHUNK = 64 * 1024
 STAMP = b"2026-12-03T10:00:00.123456789Z "
@@ -29,7 +27,7 @@ STAMP = b"2026-12-03T10:00:00.123456789Z "
 
 def masking(b: Bench, fig: Figure) -> None:
     rng = random.Random(7)
-    values = [secrets.token_urlsafe(18).encode() for _ in range(SECRETS)]
+    values = secret_values()
     bundle = b"\n".join(
         [b"-----BEGIN CERTIFICATE-----", *(base64.b64encode(rng.randbytes(48)) for _ in range(BUNDLE_LINES))]
     )
@@ -60,8 +58,8 @@ def masking(b: Bench, fig: Figure) -> None:
     )
 
 
-def _log(values: list[bytes], size: int) -> list[bytes]:
-    data = b"".join(STAMP + line + b"\n" for line in ci_lines(size, tuple(values))())
+def _log(values: tuple[bytes, ...], size: int) -> list[bytes]:
+    data = b"".join(STAMP + line + b"\n" for line in ci_lines(size, values)())
     chunks, start = [], 0
     while start < len(data):
         end = data.rfind(b"\n", start, start + CHUNK) + 1 or len(data)
