@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from tests.sandbox.cluster import Cluster
-from tests.support import PASSWORD, USER, Listener
+from tests.support import PASSWORD, USER, Listener, basic
 
 
 # -- subprocess clients ----------------------------------------------------------------------------
@@ -199,6 +199,21 @@ def keepalive_load(
     if any(status != expect for status in statuses):
         raise RuntimeError(f"{path}: unexpected statuses {statuses}")
     return LoadResult(latencies, seconds, errors[0], statuses)
+
+
+def cpu_per_request(listener: Listener, path: str, threads: int, seconds: float) -> tuple[float, LoadResult]:
+    """Worker CPU ms per request (NaN if none was answered) of `threads` clients, each on one
+    keep-alive connection to `path`, and their load: measured for `seconds` after one second of
+    the same load unmeasured (credentials verified and cached, connections pooled), so that the
+    CPU counted is that of the requests counted."""
+    worker = worker_pid(listener)
+    headers = {"Authorization": basic()}
+    keepalive_load(lambda: listener.connect(30), path, headers, threads, 1.0, 0.0)
+    cpu = cpu_seconds(worker)
+    got = keepalive_load(lambda: listener.connect(30), path, headers, threads, seconds, 0.0)
+    cpu = cpu_seconds(worker) - cpu
+    requests = len(got.latencies)
+    return (cpu * 1000 / requests if requests else float("nan")), got
 
 
 # -- the listener process --------------------------------------------------------------------------

@@ -22,12 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.clients import cpu_seconds, curl_listener, keepalive_load, timed_run, worker_pid
+from bench.clients import cpu_per_request, cpu_seconds, curl_listener, timed_run, worker_pid
 from bench.harness import NS, RESULTS, Bench, Sizes
-from bench.workloads import MB, finished_log, run_name, secret_refs, secret_values
+from bench.workloads import MB, finished_log, secret_refs, secret_values, status_run
 from tests.sandbox.cluster import Cluster
-from tests.sandbox.scenarios import success
-from tests.support import basic
 
 # Frames of the sampled process that are waiting, not working (py-spy --idle is off, but a
 # thread blocked inside a C call still shows up as that call).
@@ -104,22 +102,15 @@ def _record(spy: str, worker: int, raw: Path) -> subprocess.Popen[bytes]:
 
 def _profile_status(bench: Bench, spy: str, seconds: float, label: str) -> int:
     """The /status figure's load (keep-alive clients on one finished run) under py-spy."""
-    run = bench.sim.play(success(lines=2, interval=0), NS, run_name("status")).wait(60)
-    listener = bench.listener
-    worker = worker_pid(listener)
+    run = status_run(bench)
     raw = RESULTS / f"profile-{label}.collapsed"
-    recorder = _record(spy, worker, raw)
-    cpu = cpu_seconds(worker)
-    got = keepalive_load(
-        lambda: listener.connect(30), f"/status/{run.name}", {"Authorization": basic()}, 8, seconds, 1.0
-    )
-    cpu = cpu_seconds(worker) - cpu
+    recorder = _record(spy, worker_pid(bench.listener), raw)
+    cpu_ms, got = cpu_per_request(bench.listener, f"/status/{run.name}", 8, seconds)
     recorder.send_signal(signal.SIGINT)
     recorder.wait(60)
     result = top(raw.read_text())
-    summary = {"label": label, "req/s": round(got.rate, 1), "worker CPU ms per request": None, **result}
-    if got.rate:
-        summary["worker CPU ms per request"] = round(cpu * 1000 / (got.rate * seconds), 2)
+    cpu_ms = round(cpu_ms, 2) if got.latencies else None
+    summary = {"label": label, "req/s": round(got.rate, 1), "worker CPU ms per request": cpu_ms, **result}
     (RESULTS / f"profile-{label}.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"{summary['req/s']} req/s, {summary['worker CPU ms per request']} worker CPU ms per /status")
     print(render(result))

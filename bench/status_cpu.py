@@ -19,12 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.clients import cpu_seconds, keepalive_load, worker_pid
-from bench.harness import NS, Bench, Sizes
-from bench.workloads import run_name
+from bench.clients import cpu_per_request
+from bench.harness import Bench, Sizes
+from bench.workloads import status_run
 from tests.sandbox.cluster import Cluster
-from tests.sandbox.scenarios import success
-from tests.support import ROOT, Listener, basic
+from tests.support import ROOT, Listener
 
 
 def export(ref: str, into: Path) -> Path:
@@ -43,17 +42,10 @@ def measure(bench: Bench, tree: Path, path: str, threads: int, seconds: float) -
     # As Bench.new_listener configures its listeners, but from `tree`.
     listener = Listener(bench.cluster, command, HEARTBEAT_SECONDS="0", RUN_WAIT_SECONDS="30").start()
     try:
-        worker = worker_pid(listener)
-        headers = {"Authorization": basic()}
-        # Warm-up: credentials verified and cached, connections to the apiserver pooled.
-        keepalive_load(lambda: listener.connect(30), path, headers, threads, 1.0, 0.0)
-        cpu = cpu_seconds(worker)
-        got = keepalive_load(lambda: listener.connect(30), path, headers, threads, seconds, 0.0)
-        cpu = cpu_seconds(worker) - cpu
+        cpu_ms, got = cpu_per_request(listener, path, threads, seconds)
     finally:
         listener.stop()
-    requests = len(got.latencies)
-    return (cpu * 1000 / requests if requests else float("nan")), got.rate
+    return cpu_ms, got.rate
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         trees["this tree"] = ROOT
         bench = Bench(cluster, Sizes.quick(), quick=True)
         try:
-            run = bench.sim.play(success(lines=2, interval=0), NS, run_name("status")).wait(60)
+            run = status_run(bench)
             for n in range(args.rounds):
                 # Alternating order: neither tree always runs first after the other.
                 order = list(trees.items()) if n % 2 == 0 else list(reversed(trees.items()))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from bench.harness import NS, Bench
 from tests.sandbox.objects import random_suffix
-from tests.sandbox.scenarios import Scenario, Step, Task
+from tests.sandbox.scenarios import Scenario, Step, Task, success
 from tests.sandbox.simulator import PlayedRun
 from tests.support import env_ref, grant_secret_reads, put_secret
 
@@ -76,6 +76,12 @@ def secret_refs(b: Bench, values: tuple[bytes, ...]) -> list[dict]:
 
 def run_name(kind: str) -> str:
     return f"bench-{kind}-{random_suffix()}"
+
+
+def status_run(b: Bench) -> PlayedRun:
+    """The /status figure's run (bench.profile --status and bench.status_cpu load it too): finished,
+    two lines."""
+    return b.sim.play(success(lines=2, interval=0), NS, run_name("status")).wait(60)
 
 
 @dataclass(frozen=True)

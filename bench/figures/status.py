@@ -8,14 +8,13 @@ from pathlib import Path
 
 from bench.clients import apiserver_connection, keepalive_load, timed_run
 from bench.harness import NS, Bench, Figure, percentile
-from bench.workloads import run_name
-from tests.sandbox.scenarios import success
+from bench.workloads import status_run
 from tests.support import basic
 
 
 def status(b: Bench, fig: Figure) -> None:
     s = b.sizes
-    run = b.sim.play(success(lines=2, interval=0), NS, run_name("status")).wait(60)
+    run = status_run(b)
     listener, cluster = b.listener, b.cluster
     warmup = 1.0 if not b.quick else 0.3
     direct_path = f"/apis/tekton.dev/v1/namespaces/{NS}/pipelineruns/{run.name}"
