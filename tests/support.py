@@ -54,10 +54,14 @@ def grant_listener(cluster: Cluster, namespace: str) -> None:
     )
 
 
-def grant_secret_reads(cluster: Cluster, namespace: str) -> None:
-    """The extra RBAC an operator grants for masking: deploy/secret-masking-rbac.yaml, as shipped."""
-    for doc in yaml.safe_load_all((ROOT / "deploy" / "secret-masking-rbac.yaml").read_text()):
+def grant_secret_reads(cluster: Cluster, namespace: str, names: list[str] | None = None) -> None:
+    """The extra RBAC an operator grants for masking: deploy/secret-masking-rbac.yaml, as shipped;
+    with `names`, deploy/secret-masking-rbac-named.yaml listing these Secrets."""
+    manifest = "secret-masking-rbac.yaml" if names is None else "secret-masking-rbac-named.yaml"
+    for doc in yaml.safe_load_all((ROOT / "deploy" / manifest).read_text()):
         obj = {**doc, "metadata": {**doc["metadata"], "namespace": namespace}}
+        if doc["kind"] == "Role" and names is not None:
+            obj["rules"] = [{**rule, "resourceNames": names} for rule in doc["rules"]]
         if doc["kind"] == "RoleBinding":
             subject = {"kind": "ServiceAccount", "name": LISTENER_SERVICE_ACCOUNT, "namespace": LISTENER_NAMESPACE}
             obj["subjects"] = [subject]

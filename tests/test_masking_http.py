@@ -95,6 +95,61 @@ def test_the_listeners_own_secrets_are_never_read(cluster: Cluster, sim: Simulat
         _refused(listener, f"/logs/{namespace}/{by_label}", "listener-oidc", "listener's own")
 
 
+def test_a_role_naming_the_secrets_masks_them_and_the_apiserver_refuses_the_rest(
+    cluster: Cluster, sim: Simulator, namespace: str
+) -> None:
+    """deploy/secret-masking-rbac-named.yaml, nothing else granting Secrets: the apiserver admits the
+    listener's list and watch of a listed Secret (by field selector) and refuses every other Secret
+    of the namespace, the listener's own credentials among them; the wide Role would not, unless
+    they live in another namespace."""
+    grant_listener(cluster, namespace)
+    grant_secret_reads(cluster, namespace, names=["deploy-token"])
+    own = "tekton-pipeline-listener-credentials"
+    put_secret(cluster, namespace, "deploy-token", {"token": TOKEN})
+    put_secret(cluster, namespace, own, {"password": b"listener-Pa55word-own"})
+    put_secret(cluster, namespace, "other-team-token", {"token": b"other-T0ken-not-listed"})
+    secrets = f"/api/v1/namespaces/{namespace}/secrets"
+    sa = cluster.listener
+
+    def by_name(name: str, watch: bool = False) -> str:  # the requests shared/logs/secret_watch.py sends
+        return f"{secrets}?fieldSelector=metadata.name%3D{name}" + ("&watch=true&timeoutSeconds=1" if watch else "")
+
+    cluster.wait_allowed(sa, by_name("deploy-token"), "the named Role")
+    for path in (by_name("deploy-token"), by_name("deploy-token", watch=True), f"{secrets}/deploy-token"):
+        status, body = cluster.raw("GET", path, sa, timeout=15)
+        assert status == 200 and '"deploy-token"' in body, f"{path}: {status} {body[:300]}"
+    refused = [f"{secrets}/{name}" for name in (own, "other-team-token")]
+    refused += [by_name(name, watch) for name in (own, "other-team-token") for watch in (False, True)]
+    refused += [
+        secrets,
+        f"{secrets}?watch=true&timeoutSeconds=1",
+        f"{secrets}?fieldSelector=metadata.name%21%3Ddeploy-token",  # not an exact name: no resourceName
+        f"{secrets}?labelSelector=app.kubernetes.io%2Fname%3Dtekton-pipeline-listener",
+    ]
+    for path in refused:
+        status, body = cluster.raw("GET", path, sa, timeout=15)
+        assert status == 403, f"{path}: expected 403, got {status} {body[:300]}"
+
+    masked = _run(sim, namespace, [b"token " + TOKEN])
+    unlisted = _run(sim, namespace, [b"token other-T0ken-not-listed"], "other-team-token")
+    with Listener(cluster) as listener:
+        status, _, body = listener.get(f"/logs/{namespace}/{masked}")
+        assert status == 200 and b"[deploy : push] token ***\n" in body and TOKEN not in body
+        _refused(listener, f"/logs/{namespace}/{unlisted}", "other-team-token", "403")
+
+    # The contrast: the wide Role hands the same account the credentials living beside the runs.
+    wide = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.ensure_namespace(wide)
+    grant_secret_reads(cluster, wide)
+    put_secret(cluster, wide, own, {"password": b"listener-Pa55word-own"})
+    cluster.wait_allowed(sa, f"/api/v1/namespaces/{wide}/secrets/{own}", "the wide Role")
+    # Unless they live in a namespace of their own, where no Role grants Secrets.
+    home = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.ensure_namespace(home)
+    put_secret(cluster, home, own, {"password": b"listener-Pa55word-own"})
+    assert cluster.raw("GET", f"/api/v1/namespaces/{home}/secrets/{own}", sa)[0] == 403
+
+
 def test_encoded_forms_of_a_value_are_masked(cluster: Cluster, sim: Simulator, namespace: str) -> None:
     grant_listener(cluster, namespace)
     grant_secret_reads(cluster, namespace)
