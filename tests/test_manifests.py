@@ -40,6 +40,8 @@ from tests.sandbox.cluster import NODE_NAME, Cluster, Identity, collection_path,
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICE_YAML = ROOT / "service.yaml"
+# The Role an operator adds for masking: the wide one or the one naming the Secrets (docs/security.md).
+MASKING_RBAC = [ROOT / "deploy" / "secret-masking-rbac.yaml", ROOT / "deploy" / "secret-masking-rbac-named.yaml"]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 FUNC_SCHEMA = ROOT / "tests" / "fixtures" / "func" / "func_yaml-schema.json"
@@ -90,6 +92,11 @@ DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$")
 # -- loading ------------------------------------------------------------------------------------
 def service_documents() -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(SERVICE_YAML.read_text()) if doc]
+
+
+def masking_documents() -> list[tuple[str, dict[str, Any]]]:
+    """(file name, document) of each masking RBAC manifest."""
+    return [(path.name, doc) for path in MASKING_RBAC for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
 def knative_services() -> dict[str, dict[str, Any]]:
@@ -213,6 +220,42 @@ def test_every_document_survives_server_side_dry_run_unpruned(
     name = doc["metadata"]["name"]
     status, _ = cluster.raw("GET", f"{collection_path(sent)}/{name}", cluster.admin)
     assert status == 404
+
+
+@pytest.mark.parametrize(("file", "doc"), masking_documents(), ids=lambda v: v if isinstance(v, str) else doc_id(v))
+def test_masking_rbac_survives_server_side_dry_run_unpruned(
+    cluster: Cluster, namespace: str, file: str, doc: dict[str, Any]
+) -> None:
+    """A misspelt `resourceNames` would be pruned in silence, and the named Role would grant every Secret."""
+    sent = in_namespace(doc, namespace)
+    assert pruned_fields(sent, dry_run_create(cluster, sent)) == [], file
+
+
+def test_masking_rbac_grants_reads_of_secrets_only_the_named_role_of_listed_ones() -> None:
+    by_file: dict[str, list[dict[str, Any]]] = {}
+    for file, doc in masking_documents():
+        by_file.setdefault(file, []).append(doc)
+    assert sorted(by_file) == sorted(path.name for path in MASKING_RBAC)
+    rules = {}
+    for file, docs in by_file.items():
+        # The same names in both files: applying one replaces the other.
+        assert [doc_id(d) for d in docs] == [
+            "Role/tekton-pipeline-listener-secret-masking",
+            "RoleBinding/tekton-pipeline-listener-secret-masking",
+        ], file
+        role, binding = docs
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": doc_id(role)[5:]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT}], file
+        (rules[file],) = role["rules"]
+        assert {k: v for k, v in rules[file].items() if k != "resourceNames"} == {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get", "list", "watch"],
+        }, file
+    assert "resourceNames" not in rules["secret-masking-rbac.yaml"]
+    names = rules["secret-masking-rbac-named.yaml"]["resourceNames"]
+    assert names and all(isinstance(n, str) and n for n in names)
+    assert CREDENTIALS_SECRET not in names, "the listener's own Secret is never granted"
 
 
 def test_negative_control_pruning_check_catches_misspelt_fields(cluster: Cluster, namespace: str) -> None:
