@@ -31,6 +31,8 @@ ODD = [
     b"2026-12-03T10:00:0.05Z",
     b"2026-12-03T10:00:00.5ZZ",
     b"",
+    b"h\xc3\xa9Z",  # not ASCII, ending in `Z`: what a broken upstream may send where the stamp goes
+    b"2026-12-03T10:00:0\xc3\xa9Z",
 ]
 
 
@@ -204,3 +206,28 @@ def _ends(stamps: list[bytes], position: Cursor) -> list[Cursor]:
             position = Cursor(value, position.same + 1 if value == position.ns else 1)
         out.append(position)
     return out
+
+
+def test_ndjson_line_whose_first_word_is_no_ascii_stamp_has_no_timestamp() -> None:
+    """A line without the kubelet's timestamp whose first word has bytes beyond ASCII and ends in
+    `Z` (a broken upstream) is written, batch or not, with no timestamp and its whole text as the
+    line; its cursor stays where the line before left it, and the other lines are as ever."""
+    binding = Binding.of("uid-1")
+    for odd in (b"h\xc3\xa9Z", b"\xffZ", b"2026-12-03T10:00:0\xc3\xa9Z", b"2026-12-03T10:00:00.12\xffZ"):
+        for n in (3, 12):  # the line-by-line path and the batch path
+            stamps = [kubelet_stamp(BASE + i * 1000) for i in range(n)]
+            rows = [stamp + b" line %d\n" % i for i, stamp in enumerate(stamps)]
+            rows[1] = odd + b" world\n"
+            ends = _ends([s if i != 1 else b"" for i, s in enumerate(stamps)], Cursor())
+            event = LogLines("build", "compile", b"".join(rows), n, ends[-1], True, 1, "pod-1", 0)
+            for tracker in (Tracker(binding), None):
+                objects = [json.loads(line) for line in NdjsonWriter(tracker).write(event).splitlines()]
+                assert len(objects) == n, (odd, n)
+                assert objects[1]["timestamp"] is None
+                assert objects[1]["line"] == (odd + b" world").decode("utf-8", "replace")
+                others = [o for i, o in enumerate(objects) if i != 1]
+                assert [o["timestamp"] for o in others] == [s.decode() for i, s in enumerate(stamps) if i != 1]
+                assert [o["line"] for o in others] == [f"line {i}" for i in range(n) if i != 1]
+                if tracker is not None:
+                    got = [decode(o["cursor"], binding).position("pod-1") for o in objects]
+                    assert got == [(0, c) for c in ends], (odd, n)

@@ -257,3 +257,24 @@ def test_a_request_waiting_for_its_run_counts_against_the_stream_cap(cluster: Cl
         assert status == 200 and f"PipelineRun {name} Succeeded".encode() in body
         status, _, _ = capped.get("/logs/no-such-run?wait=0")
         assert status == 404  # the slot was freed with the stream
+
+
+def test_ndjson_line_without_timestamp_whose_first_word_is_not_ascii(listener: Listener, sim: Simulator) -> None:
+    """A broken upstream's line (no timestamp, its first word beyond ASCII and ending in `Z`) among
+    a step's lines: NDJSON writes it with no timestamp and its whole text, and streams on to `end`."""
+    run = sim.play(SCENARIOS["success"](lines=12, interval=0), NS).wait(60)
+    log = sim.cluster.store.lookup(NS, run.pods("checkout")[0], "step-clone")
+    assert log is not None
+    raw = b"h\xc3\xa9Z world\n"
+    cut = log.log.starts[4]  # before the fifth line, as a proxy between kubelet and listener may add it
+    log.log.data[cut:cut] = raw
+    for k in range(4, len(log.log.starts)):
+        log.log.starts[k] += len(raw)
+    status, _, body = listener.get(f"/logs/{run.name}?format=ndjson&task=checkout")
+    assert status == 200
+    events = [json.loads(line) for line in body.splitlines()]
+    assert events[-1]["event"] == "end" and events[-1]["status"]["outcome"] == "succeeded"
+    logs = [e for e in events if e["event"] == "log"]
+    expected = [line.decode() for line in run.expected_lines("checkout", "clone")]
+    assert [e["line"] for e in logs] == [*expected[:4], "h\u00e9Z world", *expected[4:]]
+    assert [e["timestamp"] is None for e in logs] == [i == 4 for i in range(len(expected) + 1)]

@@ -244,10 +244,12 @@ class NdjsonWriter:
                     for (stamp, content), part in zip(rows, parts, strict=True)
                 ]
             )
+        if event.stamped and not b"".join(stamps).isascii():  # a first word beyond ASCII: no timestamp
+            rows = [(stamp, content) if stamp.isascii() else (b"", stamp + b" " + content) for stamp, content in rows]
         obj: dict[str, Any] = {"event": "log", "task": event.task, "step": event.step, "attempt": event.attempt}
         out = []
         for i, (stamp, content) in enumerate(rows):
-            obj["timestamp"] = stamp.decode("ascii", "replace") if stamp else None
+            obj["timestamp"] = stamp.decode("ascii") if stamp else None
             obj["line"] = content.decode("utf-8", "replace")
             if parts:
                 obj["cursor"] = (stable + parts[i]).decode()
@@ -276,8 +278,9 @@ def _cells(event: LogLines) -> tuple[list[bytes], list[bytes]] | None:
     rows.pop()
     cells = list(chain.from_iterable(map(bytes.partition, rows, repeat(b" ", len(rows)))))
     stamps = cells[0::3]
-    if cells[1::3].count(b" ") != len(rows) or (b"\n".join(stamps) + b"\n").count(b"Z\n") != len(rows):
-        return None  # a line without a space, or what comes before it does not end with `Z`
+    joined = b"\n".join(stamps) + b"\n"
+    if cells[1::3].count(b" ") != len(rows) or joined.count(b"Z\n") != len(rows) or not joined.isascii():
+        return None  # a line without a space, or what comes before it is no ASCII ending in `Z`
     return [stamp[:-1] for stamp in stamps], cells[2::3]
 
 
