@@ -215,6 +215,7 @@ class Kube:
         since_time: str | None = None,
         read_timeout: float = 300.0,
         tail_lines: int | None = None,
+        limit_bytes: int | None = None,
     ) -> urllib3.HTTPResponse:
         """An open `pods/log` response; iterate `.stream()` for chunks as they arrive."""
         return self._open(
@@ -225,6 +226,7 @@ class Kube:
                 "timestamps": "true" if timestamps else None,
                 "sinceTime": since_time,
                 "tailLines": str(tail_lines) if tail_lines is not None else None,
+                "limitBytes": str(limit_bytes) if limit_bytes is not None else None,
             },
             (5.0, read_timeout),
         )

@@ -16,14 +16,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from shared.kube.client import Forbidden, Kube, KubeError, NotFound, interrupt
 from shared.kube.retry import REFUSAL_GRACE, Backoff
 from shared.logs.body import pieces
+from shared.logs.container_view import ContainerView
 from shared.logs.cursor import Cursor
 from shared.logs.lines import LineSplitter, Piece
-from shared.logs.rotation import may_have_missed_lines
+from shared.logs.rotation import FileStarts, current_file_head, may_have_missed_lines
 from shared.runs.model import Container
 
 log = logging.getLogger(__name__)
@@ -33,28 +34,6 @@ log = logging.getLogger(__name__)
 TERMINATION_GRACE = 2.0
 DELETE_SETTLE = 5.0  # how long a 400 for a vanished container waits for the watch to see the delete
 RESTART_WAIT = 330.0  # the kubelet's restart back-off goes up to 5 minutes
-
-
-class ContainerView(Protocol):
-    """What a container reader learns about its pod from whoever watches it."""
-
-    namespace: str
-
-    def state(self, container: str) -> Container | None:
-        """The container as last seen; None while the pod is not known."""
-
-    def pod_known(self) -> bool: ...
-
-    def pod_gone(self) -> bool: ...
-
-    def pod_deleting(self) -> bool:
-        """The pod is gone or being deleted (it has a deletionTimestamp)."""
-
-    def reconnecting(self) -> bool:
-        """The API failed recently: a refusal may be a restarting apiserver's, not RBAC's."""
-
-    def wait(self, ready: Callable[[], bool], timeout: float | None) -> None:
-        """Blocks until `ready()` holds (checked on every change) or `timeout` passes."""
 
 
 class Start(enum.Enum):
@@ -129,8 +108,8 @@ class ContainerReader:
     def read(
         self,
         emit: Callable[[Piece], None],
-        follow: bool | None = None,
-        gap: Callable[[int, int], None] | None = None,
+        follow: bool | None,
+        gap: Callable[[int, int], None],
     ) -> Outcome:
         """Emits the log's lines until the container ends (`follow=None`: follow unless it has
         terminated already). Breaks are retried with backoff: a cut connection, an apiserver that
@@ -142,12 +121,13 @@ class ContainerReader:
         A container the kubelet starts again (restartPolicy) is read on into its new instance.
         A follow that ended well before the container did is read once more without `follow`:
         kubelet 1.20's follow stays on a rotated log file and misses what goes to the new one.
-        Lines that only a rotated file held are gone: `gap(after_ns, next_ns)` says so."""
+        Lines that only a rotated file held are gone: `gap(after_ns, next_ns)` says so, where a
+        reopened read starts after the last line delivered or a lagging follow skipped a file
+        (`shared/logs/rotation.py`)."""
         backoff = Backoff(self.stop)
-        opened = False
+        opened = reopening = looked_again = False
         last_tail: bytes | None = None
         refused_since: float | None = None
-        looked_again = looking_again = False
         while not self.stop.is_set():
             current = self.view.state(self.container)
             following = follow if follow is not None else not (current is not None and current.state == "terminated")
@@ -188,11 +168,8 @@ class ContainerReader:
             opened = True
             refused_since = None
             splitter = LineSplitter(self.cursor)
-            before = self.cursor
-            clean_eof, delivered = self._consume(response, splitter, emit)
-            if looking_again and gap is not None and splitter.first_ns > before.ns >= 0 and delivered:
-                # The file no longer holds the last delivered line: it was rotated since.
-                gap(before.ns, splitter.first_ns)
+            clean_eof, delivered = self._consume(response, splitter, emit, gap, following, reopening)
+            reopening = True
             if self.stop.is_set():
                 break
             # A clean end inside a line is a cut (the apiserver ends its response cleanly when the
@@ -221,13 +198,13 @@ class ContainerReader:
                 for piece in splitter.finish():
                     emit(piece)
                     self.cursor = piece.cursor
-                looking_again = False
                 if current is not None and current.restarting:
                     if not self._await_restart(current.restarts):
                         return Ended.DONE
+                    reopening = False  # the new instance's log begins after the old one's
                     continue
                 if following and not looked_again and may_have_missed_lines(current, self.cursor, self.read_bytes):
-                    looked_again = looking_again = True
+                    looked_again = True
                     continue
                 return Ended.DONE
             # The stream broke (or ended early) with the container still running: reopen it and
@@ -249,18 +226,36 @@ class ContainerReader:
             return Ended.DELETED if not_found else Failed(f"not allowed to read logs ({err.detail or err.reason})")
         return None
 
-    def _consume(self, response: Any, splitter: LineSplitter, emit: Callable[[Piece], None]) -> tuple[bool, bool]:
-        """Reads one response to its end. Returns (ended cleanly, delivered anything)."""
+    def _consume(
+        self,
+        response: Any,
+        splitter: LineSplitter,
+        emit: Callable[[Piece], None],
+        gap: Callable[[int, int], None],
+        following: bool,
+        reopened: bool,
+    ) -> tuple[bool, bool]:
+        """Reads one response to its end. Returns (ended cleanly, delivered anything). Lines
+        missing before the first one it delivers are said there (`gap`): a reopened read that
+        starts after the last line delivered (the file was rotated since), or a lagging follow
+        that steps over a rotated file (`FileStarts`)."""
         self._response = response
         clean_eof = delivered = False
+        starts = FileStarts(self._file_head, gap) if following else None
+        after = self.cursor.ns if reopened else -1
         try:
             if not self.stop.is_set():
                 for data in pieces(response):
                     for piece in splitter.feed(data):
-                        emit(piece)
-                        self.cursor = piece.cursor
-                        self.read_bytes += len(piece.data)
+                        if not delivered and splitter.first_ns > after >= 0:
+                            gap(after, splitter.first_ns)  # the file no longer holds the last line
+                        if starts is not None and piece.cursor.ns >= starts.next_ns:
+                            starts.pass_on(piece, self.cursor, lambda part: self._deliver(part, emit))
+                        else:
+                            self._deliver(piece, emit)
                         delivered = True
+                    if starts is not None:
+                        starts.look(self.cursor)
                 clean_eof = True
         except Exception as err:  # a cut connection surfaces as urllib3/OSError/BodyError types
             log.info("log stream of %s/%s broke: %s", self.pod, self.container, type(err).__name__)
@@ -270,6 +265,14 @@ class ContainerReader:
             response.close()
             response.release_conn()
         return clean_eof, delivered
+
+    def _deliver(self, piece: Piece, emit: Callable[[Piece], None]) -> None:
+        emit(piece)
+        self.cursor = piece.cursor
+        self.read_bytes += len(piece.data)
+
+    def _file_head(self) -> bytes:
+        return current_file_head(self.kube, self.view.namespace, self.pod, self.container)
 
     def _await_restart(self, restarts: int) -> bool:
         """Waits for the kubelet to start the container again; False if it will not."""

@@ -31,6 +31,21 @@ class Piece:
     cursor: Cursor  # after these lines
 
 
+def cursor_after(block: bytes, before: Cursor, last: int, space: int, ns: int) -> Cursor:
+    """The cursor once `block`'s whole stamped lines went out after `before`; its last line
+    starts at `last` and is stamped `ns` (the stamp ends at `space`)."""
+    # Lines sharing the last timestamp, counted back from the end (usually just one).
+    stamp, same, start = block[last : space + 1], 1, last
+    while start > 0:
+        previous = block.rfind(b"\n", 0, start - 1) + 1
+        if not block.startswith(stamp, previous):
+            break
+        same, start = same + 1, previous
+    if start == 0 and ns == before.ns:
+        same += before.same
+    return Cursor(ns, same)
+
+
 class LineSplitter:
     """Splits one read of a container log (one HTTP response) into `Piece`s."""
 
@@ -93,17 +108,7 @@ class LineSplitter:
             return self._block(block[:last]) if last else None
         lines = block.count(b"\n")
         self.seen += lines
-        if ns >= 0:
-            # Lines sharing the last timestamp, counted back from the end (usually just one).
-            stamp, same, start = block[last : space + 1], 1, last
-            while start > 0:
-                previous = block.rfind(b"\n", 0, start - 1) + 1
-                if not block.startswith(stamp, previous):
-                    break
-                same, start = same + 1, previous
-            if start == 0 and ns == self.cursor.ns:
-                same += self.cursor.same
-            self.cursor = Cursor(ns, same)
+        self.cursor = cursor_after(block, self.cursor, last, space, ns)
         return Piece(block, lines, True, self.cursor)
 
     # -- long lines ----------------------------------------------------------------------------
