@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 from shared.kube.client import Kube
 from shared.logs import notices
-from shared.logs.container import ContainerReader, Ended, Failed, Start
+from shared.logs.container import ContainerReader
+from shared.logs.container_view import Ended, Failed, Start
 from shared.logs.cursor import Cursor
 from shared.logs.events import Event, LogLines
 from shared.logs.lines import Piece

@@ -10,21 +10,21 @@ needs to know about them comes through a `ContainerView`.
 
 from __future__ import annotations
 
-import enum
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from shared.kube.client import Forbidden, Kube, KubeError, NotFound, interrupt
 from shared.kube.retry import REFUSAL_GRACE, Backoff
 from shared.logs.body import pieces
-from shared.logs.container_view import ContainerView
+from shared.logs.container_view import ContainerView, Ended, Failed, Outcome, Start
 from shared.logs.cursor import Cursor
+from shared.logs.file_starts import LOOK_EVERY, FileStarts
 from shared.logs.lines import LineSplitter, Piece
-from shared.logs.rotation import FileStarts, current_file_head, may_have_missed_lines
+from shared.logs.rotation import ROTATION_BYTES, current_file_head, may_have_missed_lines
 from shared.runs.model import Container
 
 log = logging.getLogger(__name__)
@@ -34,28 +34,6 @@ log = logging.getLogger(__name__)
 TERMINATION_GRACE = 2.0
 DELETE_SETTLE = 5.0  # how long a 400 for a vanished container waits for the watch to see the delete
 RESTART_WAIT = 330.0  # the kubelet's restart back-off goes up to 5 minutes
-
-
-class Start(enum.Enum):
-    STARTED = "started"
-    DELETED = "deleted"
-    STUCK = "stuck"  # cannot start, e.g. an image pull failure
-    ENDED = "ended"  # the caller's end condition came first
-    STOPPED = "stopped"
-
-
-class Ended(enum.Enum):
-    DONE = "done"
-    DELETED = "deleted"
-    STOPPED = "stopped"
-
-
-@dataclass(frozen=True)
-class Failed:
-    message: str
-
-
-Outcome = Ended | Failed
 
 
 class ContainerReader:
@@ -78,6 +56,8 @@ class ContainerReader:
         self.cursor = cursor or Cursor()
         self._response: Any = None
         self.read_bytes = 0  # log bytes this reader delivered
+        self._chunk_at, self._delivering = 0.0, False  # when the last chunk came, whether it is being delivered
+        self._resumes_at = -1  # a stuck follow's next file begins with this line: no gap before it
 
     def interrupt(self) -> None:
         response = self._response
@@ -167,7 +147,7 @@ class ContainerReader:
                 continue
             opened = True
             refused_since = None
-            splitter = LineSplitter(self.cursor)
+            splitter = LineSplitter(self.cursor, ordered=following)
             clean_eof, delivered = self._consume(response, splitter, emit, gap, following, reopening)
             reopening = True
             if self.stop.is_set():
@@ -241,29 +221,37 @@ class ContainerReader:
         that steps over a rotated file (`FileStarts`)."""
         self._response = response
         clean_eof = delivered = False
-        starts = FileStarts(self._file_head, gap) if following else None
-        after = self.cursor.ns if reopened else -1
+        head = functools.partial(current_file_head, self.kube, self.view.namespace, self.pod, self.container)
+        starts = FileStarts(head, gap) if following else None
+        after, resumes_at, self._resumes_at = (self.cursor.ns if reopened else -1), self._resumes_at, -1
+        done = threading.Event()
+        if starts is not None:
+            beside = (done, lambda: self.cursor, self._busy, self._may_fill, lambda: self._stuck(response))
+            threading.Thread(target=starts.watch, args=beside, daemon=True).start()
         try:
             if not self.stop.is_set():
                 for data in pieces(response):
+                    self._chunk_at, self._delivering = time.monotonic(), True
                     for piece in splitter.feed(data):
-                        if not delivered and splitter.first_ns > after >= 0:
+                        if not delivered and splitter.first_ns > after >= 0 and splitter.first_ns != resumes_at:
                             gap(after, splitter.first_ns)  # the file no longer holds the last line
                         if starts is not None and piece.cursor.ns >= starts.next_ns:
                             starts.pass_on(piece, self.cursor, lambda part: self._deliver(part, emit))
                         else:
                             self._deliver(piece, emit)
                         delivered = True
-                    if starts is not None:
-                        starts.look(self.cursor)
+                    self._delivering = False
                 clean_eof = True
         except Exception as err:  # a cut connection surfaces as urllib3/OSError/BodyError types
             log.info("log stream of %s/%s broke: %s", self.pod, self.container, type(err).__name__)
         finally:
+            done.set()
             self._response = None
             # Closed before it is released: a half-read connection never goes back to the pool.
             response.close()
             response.release_conn()
+        if starts is not None:
+            self._resumes_at = starts.resumes_at
         return clean_eof, delivered
 
     def _deliver(self, piece: Piece, emit: Callable[[Piece], None]) -> None:
@@ -271,8 +259,16 @@ class ContainerReader:
         self.cursor = piece.cursor
         self.read_bytes += len(piece.data)
 
-    def _file_head(self) -> bytes:
-        return current_file_head(self.kube, self.view.namespace, self.pod, self.container)
+    def _busy(self) -> bool:
+        """The follow has lines to deliver, or had some lately."""
+        return self._delivering or time.monotonic() - self._chunk_at < LOOK_EVERY
+
+    def _may_fill(self) -> bool:
+        return self.read_bytes >= ROTATION_BYTES // 2
+
+    def _stuck(self, response: Any) -> None:
+        log.warning("the kubelet's follow of %s/%s is stuck on a rotated log file: reopened", self.pod, self.container)
+        interrupt(response)
 
     def _await_restart(self, restarts: int) -> bool:
         """Waits for the kubelet to start the container again; False if it will not."""

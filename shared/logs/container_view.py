@@ -1,8 +1,11 @@
-"""What a container's log reader needs to know of its pod, from whoever watches it."""
+"""What a container's log reader learns of its pod from whoever watches it, and what it tells
+its caller: how the wait for the container to start and the read ended."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from shared.runs.model import Container
@@ -28,3 +31,25 @@ class ContainerView(Protocol):
 
     def wait(self, ready: Callable[[], bool], timeout: float | None) -> None:
         """Blocks until `ready()` holds (checked on every change) or `timeout` passes."""
+
+
+class Start(enum.Enum):
+    STARTED = "started"
+    DELETED = "deleted"
+    STUCK = "stuck"  # cannot start, e.g. an image pull failure
+    ENDED = "ended"  # the caller's end condition came first
+    STOPPED = "stopped"
+
+
+class Ended(enum.Enum):
+    DONE = "done"
+    DELETED = "deleted"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str
+
+
+Outcome = Ended | Failed

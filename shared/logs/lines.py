@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 
 from shared.logs.cursor import Cursor, timestamp_ns
+from shared.logs.stamps import stamps_ns
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +48,13 @@ def cursor_after(block: bytes, before: Cursor, last: int, space: int, ns: int) -
 
 
 class LineSplitter:
-    """Splits one read of a container log (one HTTP response) into `Piece`s."""
+    """Splits one read of a container log (one HTTP response) into `Piece`s. `ordered` (for a
+    follow): a line stamped before the one delivered last is dropped: kubelet 1.20's follow sends
+    a file's lines again when it reopens a rotated log file more than once."""
 
-    def __init__(self, cursor: Cursor) -> None:
+    def __init__(self, cursor: Cursor, ordered: bool = False) -> None:
         self.cursor = cursor
+        self.ordered = ordered
         self.tail = b""  # bytes after the last newline, held for the next read
         self.seen = 0  # complete lines read, delivered or dropped as repeats: the stream worked
         self._catching_up = cursor.started
@@ -80,6 +84,13 @@ class LineSplitter:
                 if end <= pos:
                     self._hold_or_cut(buf[pos:], out)
                     break
+                if self.ordered and (back := self._sent_again(buf, pos, end)) >= 0:
+                    if back > pos and (piece := self._block(buf[pos:back])) is not None:
+                        out.append(piece)
+                    log.info("dropped lines the kubelet sent again, from %.40r", buf[back : back + 40])
+                    self._catching_up, self._same_left = True, self.cursor.same
+                    pos = back
+                    continue
                 piece = self._block(buf[pos:end] if pos or end < size else buf)
                 if piece is not None:
                     out.append(piece)
@@ -110,6 +121,18 @@ class LineSplitter:
         self.seen += lines
         self.cursor = cursor_after(block, self.cursor, last, space, ns)
         return Piece(block, lines, True, self.cursor)
+
+    def _sent_again(self, buf: bytes, pos: int, end: int) -> int:
+        """Where a line stamped before the one before it begins in `buf[pos:end]` (-1: none)."""
+        lines = buf[pos:end].split(b"\n")
+        lines.pop()
+        stamps = stamps_ns([line.partition(b" ")[0] for line in lines])
+        latest, offset = self.cursor.ns, pos
+        for line, ns in zip(lines, stamps, strict=True):
+            if 0 <= ns < latest:
+                return offset
+            latest, offset = max(latest, ns), offset + len(line) + 1
+        return -1
 
     # -- long lines ----------------------------------------------------------------------------
     def _hold_or_cut(self, rest: bytes, out: list[Piece]) -> None:
