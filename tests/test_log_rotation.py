@@ -208,3 +208,14 @@ def test_a_follow_drops_lines_the_kubelet_sends_again(cut: int) -> None:
 def test_a_finished_containers_read_keeps_lines_as_they_come() -> None:
     sent = stamped(1, 2) + stamped(1)  # not a follow: nothing to take for a repeat
     assert b"".join(p.data for p in LineSplitter(Cursor()).feed(sent)) == sent
+
+
+def test_stamps_with_trimmed_zeros_are_compared_as_times() -> None:
+    """Go trims a stamp's trailing zeros: `...:05Z` < `...:05.1Z` < `...:05.12Z` < `...:06Z`."""
+    stamps = [b"2026-12-03T19:03:05Z", b"2026-12-03T19:03:05.1Z", b"2026-12-03T19:03:05.12Z", b"2026-12-03T19:03:06Z"]
+    sent = b"".join(b"%s line %d\n" % (stamp, i) for i, stamp in enumerate(stamps))
+    in_order = LineSplitter(Cursor(), ordered=True).feed(sent)
+    assert b"".join(p.data for p in in_order) == sent
+    again = sent + b"%s line 1\n" % stamps[1] + b"2026-12-03T19:03:07Z line 4\n"
+    out = LineSplitter(Cursor(), ordered=True).feed(again)
+    assert b"".join(p.data for p in out) == sent + b"2026-12-03T19:03:07Z line 4\n"
