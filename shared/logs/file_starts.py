@@ -26,8 +26,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from shared.logs.cursor import Cursor, timestamp_ns
-from shared.logs.lines import Piece, cursor_after
+from shared.logs.cursor import Cursor
+from shared.logs.lines import Piece, cursor_after, stamp_ns
 
 LOOK_EVERY = 3.0
 IDLE_LOOK_MAX = 60.0  # an idle follow looks ever less often: a quiet container's costs little
@@ -97,7 +97,7 @@ class FileStarts:
 
     def current_first(self) -> int:
         """The current file's first line's timestamp (-1: unknown)."""
-        return _stamp(self._head(), 0)
+        return stamp_ns(self._head(), 0)
 
     def pass_on(self, piece: Piece, before: Cursor, deliver: Callable[[Piece], None]) -> None:
         """Delivers `piece` (following `before`), with a gap where it steps over a file's start."""
@@ -118,7 +118,7 @@ class FileStarts:
                 continue
             data = piece.data
             offsets = [0, *(i + 1 for i in _newlines(data))]
-            stamps = [_stamp(data, offset) for offset in offsets]
+            stamps = [stamp_ns(data, offset) for offset in offsets]
             at = next((i for i, ns in enumerate(stamps) if ns >= self.next_ns), None)
             if at is None or min(stamps) < 0:
                 break  # not stamped lines after all: nothing to compare
@@ -147,12 +147,3 @@ def _newlines(data: bytes) -> list[int]:
         found.append(pos)
         pos = data.find(b"\n", pos + 1)
     return found
-
-
-def _stamp(data: bytes, offset: int) -> int:
-    """The timestamp of the line at `offset` (-1: it has none)."""
-    space = data.find(b" ", offset, offset + 40)
-    try:
-        return timestamp_ns(data[offset:space]) if space > offset else -1
-    except ValueError:
-        return -1

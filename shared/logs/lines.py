@@ -14,7 +14,6 @@ import logging
 from dataclasses import dataclass
 
 from shared.logs.cursor import Cursor, timestamp_ns
-from shared.logs.stamps import stamps_ns
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,15 @@ class Piece:
     lines: int
     stamped: bool  # each line starts with its timestamp (False: the rest of a long line)
     cursor: Cursor  # after these lines
+
+
+def stamp_ns(data: bytes, start: int) -> int:
+    """The timestamp of the line beginning at `start`, in ns (-1: it has none)."""
+    space = data.find(b" ", start, start + _STAMP_MAX)
+    try:
+        return timestamp_ns(data[start:space]) if space > start else -1
+    except ValueError:
+        return -1
 
 
 def cursor_after(block: bytes, before: Cursor, last: int, space: int, ns: int) -> Cursor:
@@ -129,20 +137,14 @@ class LineSplitter:
         """Where a line stamped before the one before it begins in `buf[pos:end]` (-1: none)."""
         # Quick: the block's stamps, compared as bytes (with `Z` made to sort first that is time
         # order), are in order, and the first is not before the cursor.
-        firsts = [line.partition(b" ")[0] for line in buf[pos:end].translate(_IN_TIME_ORDER).split(b"\n")]
-        firsts.pop()
-        if firsts == sorted(firsts):
-            space = buf.find(b" ", pos, pos + _STAMP_MAX)
-            try:
-                if timestamp_ns(buf[pos:space]) >= self.cursor.ns:
-                    return -1
-            except ValueError:
-                pass
-        lines = buf[pos:end].split(b"\n")
+        lines = buf[pos:end].translate(_IN_TIME_ORDER).split(b"\n")
         lines.pop()
-        stamps = stamps_ns([line.partition(b" ")[0] for line in lines])
+        firsts = [line.partition(b" ")[0] for line in lines]
+        if firsts == sorted(firsts) and stamp_ns(buf, pos) >= self.cursor.ns:
+            return -1
         latest, offset = self.cursor.ns, pos
-        for line, ns in zip(lines, stamps, strict=True):
+        for line in lines:  # the translated lines are as long as the lines sent
+            ns = stamp_ns(buf, offset)
             if 0 <= ns < latest:
                 return offset
             latest, offset = max(latest, ns), offset + len(line) + 1
