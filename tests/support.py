@@ -259,10 +259,11 @@ class Listener:
                 yield line
 
 
-def curl(listener: Listener, path: str, timeout: float = 120.0) -> bytes:
-    """The body as `curl -sSfN` prints it, credentials from a config on stdin as CI jobs pass them."""
+def curl(listener: Listener, path: str, timeout: float = 120.0, options: tuple[str, ...] = ()) -> bytes:
+    """The body as `curl -sSfN` (and `options`) prints it, credentials from a config on stdin as CI
+    jobs pass them."""
     done = subprocess.run(
-        ["curl", "-sSfN", "-K", "-", f"{listener.url}{path}"],
+        ["curl", "-sSfN", *options, "-K", "-", f"{listener.url}{path}"],
         input=f'user = "{USER}:{PASSWORD}"\n'.encode(),
         capture_output=True,
         timeout=timeout,

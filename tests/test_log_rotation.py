@@ -31,11 +31,15 @@ class Node:
         self.head = b""
         self.looks = 0
         self.gaps: list[tuple[int, int]] = []
+        self.done = threading.Event()  # set once `looks_left` is used up (None: never)
+        self.looks_left: int | None = None
 
     def starts(self) -> FileStarts:
         return FileStarts(self._head, lambda a, b: self.gaps.append((a, b)), lambda: self.wall)
 
     def _head(self) -> bytes:
+        if self.looks_left is not None and self.looks >= self.looks_left:
+            self.done.set()
         self.looks += 1
         return self.head
 
@@ -148,15 +152,9 @@ def test_a_file_start_the_follow_passed_already_or_an_unreadable_head_is_ignored
 
 def _idle_watch(node: Node, starts: FileStarts, cursor: Cursor, looks: int) -> list[str]:
     """Runs the watch on an idle follow until it reopens it or has looked `looks` times."""
-    done, said = threading.Event(), []
-
-    def head() -> bytes:
-        if node.looks >= looks:
-            done.set()
-        return node._head()
-
-    starts._head = head
-    starts.watch(done, lambda: cursor, lambda: False, lambda: True, lambda: said.append("reopen"))
+    said: list[str] = []
+    node.looks_left = looks
+    starts.watch(node.done, lambda: cursor, lambda: False, lambda: True, lambda: said.append("reopen"))
     return said
 
 

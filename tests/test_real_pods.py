@@ -21,7 +21,7 @@ import pytest
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS, Scenario, Step, Task, numbered
 from tests.sandbox.simulator import PlayedRun, Simulator
-from tests.support import PASSWORD, USER, Listener, strip_heartbeats, task_lines, wait_for
+from tests.support import Listener, curl, strip_heartbeats, task_lines, wait_for
 
 NS = "tekton-pipelines"
 pytestmark = pytest.mark.timeout(240)
@@ -63,15 +63,9 @@ class SlowCurlFollower(Follower):
     RATE = "50k"
 
     def _read(self, listener: Listener, path: str) -> bytes:
-        done = subprocess.run(
-            ["curl", "-sSfN", "--limit-rate", self.RATE, "-K", "-", f"{listener.url}{path}"],
-            input=f'user = "{USER}:{PASSWORD}"\n'.encode(),
-            capture_output=True,
-            timeout=180,
-            check=True,
-        )
-        self.lines = done.stdout.splitlines(keepends=True)
-        return done.stdout
+        body = curl(listener, path, timeout=180, options=("--limit-rate", self.RATE))
+        self.lines = body.splitlines(keepends=True)
+        return body
 
 
 class StallingFollower(Follower):
@@ -386,16 +380,14 @@ def _rotating_step(count: int, pad_bytes: int = 80) -> tuple[list[bytes], Scenar
     return expected, Scenario(kind="rotate", tasks=[Task("build", [step])], max_duration=180)
 
 
-def _rotated_while_read(cluster: Cluster, run: PlayedRun) -> None:
-    pod = run.pods("build")[0]
-    files = [f.name for f in Path("/var/log/pods").glob(f"{NS}_{pod}_*/step-spam/*")]
-    assert any(".log." in name for name in files), f"the kubelet did not rotate: {files}"
-
-
 def _rotated_files(pod: str) -> set[str]:
     """The step's rotated log files (compressed or not) on the node now."""
     found = Path("/var/log/pods").glob(f"{NS}_{pod}_*/step-spam/*.log.*")
     return {f.name.removesuffix(".gz") for f in found}
+
+
+def _rotated_while_read(run: PlayedRun) -> None:
+    assert _rotated_files(run.pods("build")[0]), "the kubelet did not rotate"
 
 
 def _gaps_said_where_they_are(got: list[bytes], expected: list[bytes]) -> list[bytes]:
@@ -435,7 +427,7 @@ def test_log_rotation_by_the_kubelet(node_cluster: Cluster, played: Callable[...
     node_cluster.node.restart_kubelet(log_max_size="1Mi")
     try:
         run, body, kubectl_lines = _played_beside_kubectl(node_cluster, played, scenario, "step-spam")
-        _rotated_while_read(node_cluster, run)
+        _rotated_while_read(run)
     finally:
         node_cluster.node.restart_kubelet(log_max_size="500Mi")
     lines = _gaps_said_where_they_are(task_lines(body)[("build", "spam")], expected)
@@ -457,7 +449,7 @@ def test_log_rotation_with_a_client_slower_than_the_step(
         run, follower = played(scenario, reader=SlowCurlFollower)
         run.wait(180)
         body = follower.body()
-        _rotated_while_read(node_cluster, run)
+        _rotated_while_read(run)
     finally:
         node_cluster.node.restart_kubelet(log_max_size="500Mi")
     assert b"Succeeded" in final_line(body)
