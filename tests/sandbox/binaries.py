@@ -33,7 +33,7 @@ def _install(*names: str, node: bool = False) -> dict[str, str]:
 
 
 def kube_apiserver() -> str:
-    """Path of a kube-apiserver binary; builds it (about 5 minutes) on a fresh machine."""
+    """Path of a kube-apiserver binary; builds it (a few minutes) on a fresh machine."""
     override = os.environ.get("SANDBOX_KUBE_APISERVER")
     if override:
         return override
