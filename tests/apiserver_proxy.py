@@ -30,6 +30,7 @@ class ApiserverProxy(LoopbackServer):
         self.status = status
         self.failing: Callable[[str], bool] = lambda path: False
         self.failed: list[str] = []
+        self.before: Callable[[str], None] = lambda path: None  # called with each path before it is forwarded
         upstream = urlsplit(cluster.server)
         context = ssl.create_default_context(cafile=cluster.ca_file)
         proxy = self
@@ -46,6 +47,7 @@ class ApiserverProxy(LoopbackServer):
                     body = {"kind": "Status", "status": "Failure", "message": "injected", "code": proxy.status}
                     reply(self, proxy.status, json.dumps(body).encode())
                     return
+                proxy.before(self.path)
                 conn = http.client.HTTPSConnection(upstream.hostname, upstream.port, context=context, timeout=600)
                 try:
                     headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from shared.config import Settings
 from shared.kube.client import Kube, load_api_client
 from shared.logs.secret_values import SecretMaskers, Unreadable, secret_refs
+from shared.logs.secret_watch import READ_TIMEOUT
 from shared.runs.watch import RunWatch
+from tests.apiserver_proxy import ApiserverProxy
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.simulator import Simulator
 from tests.support import Listener, env_ref, grant_listener, grant_secret_reads, put_secret, secret_scenario
@@ -97,6 +101,45 @@ def test_masking_needs_the_extra_rbac(cluster: Cluster, namespace: str, tmp_path
     finally:
         for each in maskers:
             each.close()
+
+
+def test_a_pods_secret_watches_start_together(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """Every Secret's watch is started before any is waited for: the proxy holds each Secret's
+    first LIST until all of them have asked. Started one after another, the first wait would end
+    unread (Unreadable) long before the others asked."""
+    grant_listener(cluster, namespace)
+    grant_secret_reads(cluster, namespace)
+    names = [f"s{k}" for k in range(4)]
+    for k, name in enumerate(names):
+        put_secret(cluster, namespace, name, {"v": f"value-{k}-xxxx".encode()})
+    pod = {"spec": {"containers": [{"name": "step-x", "envFrom": [{"secretRef": {"name": n}} for n in names]}]}}
+    together = threading.Barrier(len(names), timeout=4 * READ_TIMEOUT)
+    asked: set[str] = set()
+    lock = threading.Lock()
+
+    def hold_first_lists(path: str) -> None:
+        url = urlsplit(path)
+        query = parse_qs(url.query)
+        if not url.path.endswith("/secrets") or "watch" in query:
+            return
+        with lock:
+            first = query.get("fieldSelector", [""])[0] not in asked
+            asked.add(query.get("fieldSelector", [""])[0])
+        if first:
+            together.wait()  # BrokenBarrierError (the others never came) fails the LIST, and the test
+
+    with ApiserverProxy(cluster) as proxy:
+        proxy.before = hold_first_lists
+        kubeconfig = proxy.kubeconfig(tmp_path / "proxied", cluster.listener)
+        maskers = SecretMaskers(Kube(load_api_client(Settings(kubeconfig=str(kubeconfig)))))
+        try:
+            secrets = maskers.for_pod(namespace, pod, timeout=READ_TIMEOUT)
+            assert secrets is not None
+            assert secrets.masker().mask(b"value-0-xxxx value-3-xxxx") == b"*** ***"
+            assert len(asked) == len(names)
+            secrets.close()
+        finally:
+            maskers.close()
 
 
 def test_secret_values_are_masked_in_streamed_logs(cluster: Cluster, sim: Simulator, namespace: str) -> None:

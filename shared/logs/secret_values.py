@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -85,7 +86,10 @@ class SecretMaskers:
         if not refs:
             return None
         held: list[tuple[WatchedSecret, frozenset[str] | None]] = []
+        started = time.monotonic()
         try:
+            # Every watch starts before any is waited for: their first LISTs overlap, and the
+            # whole pod waits `timeout` at most, not `timeout` per Secret.
             for name, keys in sorted(refs.items()):
                 try:
                     secret = self.watches.acquire(namespace, name)
@@ -93,8 +97,9 @@ class SecretMaskers:
                     self._unreadable(err)
                     continue
                 held.append((secret, None if keys is None else frozenset(keys)))
+            for secret, _ in held:
                 try:
-                    secret.wait_read(timeout)
+                    secret.wait_read(timeout, started)
                 except Unreadable as err:
                     self._unreadable(err)
         except BaseException:

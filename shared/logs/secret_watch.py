@@ -53,10 +53,13 @@ class WatchedSecret:
     stop: threading.Event = field(default_factory=threading.Event)
     listwatch: ListWatch | None = None
 
-    def wait_read(self, timeout: float) -> None:
-        """Returns once the values are known; raises `Unreadable` otherwise."""
+    def wait_read(self, timeout: float, started: float | None = None) -> None:
+        """Returns once the values are known, at most `timeout` s after `started` (monotonic;
+        default now); raises `Unreadable` otherwise."""
+        started = time.monotonic() if started is None else started
         with self.cond:
-            self.cond.wait_for(lambda: self.read or (self.problem and not self._retrying), timeout)
+            left = max(started + timeout - time.monotonic(), 0.0)
+            self.cond.wait_for(lambda: self.read or (self.problem and not self._retrying), left)
             if not self.read:
                 why = self.problem or f"not read within {timeout:g} s"
                 raise Unreadable(f"Secret {self.namespace}/{self.name} could not be read ({why})")
