@@ -42,8 +42,11 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Two workers: the modules that hold the machine (the real node, podman, the bench) run one after
+# another on one of them while the rest share both (tests/conftest.py); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: install sandbox-deps client-deps lint image
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 # The service on the local sandbox with demo runs, all functions behind one router on $(PORT).
 run: install sandbox-deps

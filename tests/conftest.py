@@ -12,6 +12,33 @@ from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
 from tests.sandbox.simulator import Simulator
 from tests.support import Listener, grant_listener
 
+# Modules that hold the machine, not just a sandbox of their own: the one real node (the kubelet's
+# and containerd's fixed host paths), podman's containers and sysctls, the bench, and checks that
+# compare the whole machine before and after. Under `pytest -n` (make test) they run one after
+# another on one worker; every other module runs whole on whichever worker is free, so a module's
+# fixtures are set up once.
+MACHINE_MODULES = frozenset(
+    {
+        "test_bench_smoke",
+        "test_image_container",
+        "test_in_cluster",
+        "test_real_node_lifecycle",
+        "test_real_pods",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    machine = []
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else item.nodeid
+        group = "machine" if module in MACHINE_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+        machine.append(group == "machine")
+    # The longest group first, so the other worker is never left waiting on it at the end.
+    order = sorted(range(len(items)), key=lambda k: not machine[k])
+    items[:] = [items[k] for k in order]
+
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:

@@ -37,17 +37,30 @@ def _netns() -> set[str]:
 
 
 def _node_processes() -> set[int]:
-    """Processes of the node's kinds, whoever started them."""
-    names = {"containerd", "kubelet", "containerd-shim", "containerd-shim-runc-v2", "pause", "busybox"}
-    found = set()
+    """The node's own processes and those its containers run, whoever started them. A busybox
+    outside any container (another test's `busybox sh` client, under `pytest -n`) is not one."""
+    daemons = {"containerd", "kubelet", "containerd-shim", "containerd-shim-runc-v2"}
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
-                if (proc / "comm").read_text().strip() in names:
-                    found.add(int(proc.name))
-            except OSError:
+                names[int(proc.name)] = (proc / "comm").read_text().strip()
+                parents[int(proc.name)] = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
                 continue
-    return found
+
+    def in_a_container(pid: int) -> bool:
+        seen = set()
+        while pid > 1 and pid not in seen:
+            seen.add(pid)
+            pid = parents.get(pid, 0)
+            if names.get(pid, "").startswith("containerd-shim"):
+                return True
+        return False
+
+    workloads = {"pause", "busybox"}
+    return {pid for pid, name in names.items() if name in daemons or (name in workloads and in_a_container(pid))}
 
 
 def _snapshot() -> dict[str, object]:
