@@ -46,7 +46,7 @@ lint: install
 # another on one of them while the rest share both (tests/conftest.py); TEST_WORKERS=0 runs serially.
 TEST_WORKERS ?= 2
 test: install sandbox-deps client-deps lint image
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS)
 
 # The service on the local sandbox with demo runs, all functions behind one router on $(PORT).
 run: install sandbox-deps

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,16 +30,22 @@ MACHINE_MODULES = frozenset(
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    machine = []
-    for item in items:
-        module = item.module.__name__.rpartition(".")[2] if item.module else item.nodeid
-        group = "machine" if module in MACHINE_MODULES else module
-        item.add_marker(pytest.mark.xdist_group(group))
-        machine.append(group == "machine")
-    # The longest group first, so the other worker is never left waiting on it at the end.
-    order = sorted(range(len(items)), key=lambda k: not machine[k])
-    items[:] = [items[k] for k in order]
+def schedule_group(nodeid: str) -> str:
+    """The scope a test is scheduled in under `pytest -n`: its module, or `machine`."""
+    module = nodeid.split("::", 1)[0]
+    return "machine" if Path(module).stem in MACHINE_MODULES else module
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    # A scheduler, not `xdist_group` marks: pytest-xdist 3.8 tags a grouped test by rewriting an
+    # attribute pytest 9 no longer reads, so `--dist loadgroup` quietly spreads the group.
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return schedule_group(nodeid)
+
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
