@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -436,3 +437,36 @@ def test_the_failed_step_is_the_one_the_failure_digest_names() -> None:
     after = {"name": "push", "terminated": {"exitCode": 1}, "terminationReason": "Skipped"}
     assert failed_step(taskrun(lint, build, after)) == "step build exited 2"
     assert failed_step(taskrun(lint, {"name": "pull", "waiting": {"reason": "ImagePullBackOff"}})) == ""
+
+
+def test_a_configmap_volume_update_is_read_even_with_the_same_size_and_mtime(tmp_path: Path) -> None:
+    """The kubelet updates a ConfigMap volume by a new timestamped directory and an atomic swap of
+    `..data`; the new file may have the old one's size and mtime. A missing file is an error named
+    in the answer, and the file is read again once it is back."""
+    volume = tmp_path / "volume"
+    volume.mkdir()
+
+    def version(name: str, project: str) -> Path:
+        directory = volume / name
+        directory.mkdir()
+        (directory / "notify.yaml").write_text(f"namespaces:\n  demo: {{gitlab-project: {project}}}\n")
+        os.utime(directory / "notify.yaml", ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+        return directory
+
+    def swap(directory: Path) -> None:
+        (volume / "..data_tmp").symlink_to(directory.name)
+        os.replace(volume / "..data_tmp", volume / "..data")
+
+    swap(version("..2026_12_04_01", "group/aaa"))
+    (volume / "notify.yaml").symlink_to("..data/notify.yaml")
+    source = settings({"NOTIFY_CONFIG": str(volume / "notify.yaml")}).config
+    assert source.get().namespace_defaults("demo")["gitlab-project"] == "group/aaa"
+
+    swap(version("..2026_12_04_02", "group/bbb"))
+    assert source.get().namespace_defaults("demo")["gitlab-project"] == "group/bbb"
+
+    os.replace(volume / "..data", volume / "..data_gone")
+    with pytest.raises(ConfigError, match=r"cannot read NOTIFY_CONFIG .*notify\.yaml: No such file"):
+        source.get()
+    os.replace(volume / "..data_gone", volume / "..data")
+    assert source.get().namespace_defaults("demo")["gitlab-project"] == "group/bbb"

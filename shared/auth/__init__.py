@@ -14,7 +14,7 @@ The functions use only this surface:
 Credential sources: `AUTH_USERNAME`/`AUTH_PASSWORD` (one user, the namespaces of `AUTH_NAMESPACES`,
 else `NAMESPACE` only), the file named by `AUTH_FILE` (many users and bearer tokens, each with its
 namespaces) and CI jobs' OIDC tokens under the rules of `OIDC_CONFIG`; both files are read again
-when they change (`shared.auth.watched`).
+when they change (`shared.watched_files`).
 There are no default credentials: with none configured every request is refused with 503 and the
 log says why. Details and settings: docs/security.md.
 """

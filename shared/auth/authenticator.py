@@ -22,8 +22,8 @@ from shared.auth.decision import Decision, Principal
 from shared.auth.limits import Clock, SlidingWindow, client_key
 from shared.auth.oidc import OidcVerifier, looks_like_jwt
 from shared.auth.snapshot import Snapshot, User, build_snapshot, env_user_namespaces
-from shared.auth.watched import ReloadGate
 from shared.config import DEFAULT_BCRYPT_COST, AuthSettings, Env, load
+from shared.watched_files import ReloadGate
 
 log = logging.getLogger(__name__)
 

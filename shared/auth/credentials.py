@@ -1,4 +1,4 @@
-"""The credentials file: format and parsing (it is read again on change: `shared.auth.watched`).
+"""The credentials file: format and parsing (it is read again on change: `shared.watched_files`).
 
 One entry per line, htpasswd style, `#` starts a comment line, blank lines are ignored:
 
@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from shared.auth.watched import WatchedFile
+from shared.watched_files import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def parse(lines: Iterable[str], source: str = "credentials") -> tuple[Credential
 
 
 class CredentialsFile(WatchedFile):
-    """A credentials file and its last loaded version (a Secret volume: see `shared.auth.watched`)."""
+    """A credentials file and its last loaded version (a Secret volume: see `shared.watched_files`)."""
 
     def __init__(self, path: str) -> None:
         super().__init__(path)

@@ -19,7 +19,7 @@ import jwt
 from shared.auth.decision import REALM, Decision, Principal
 from shared.auth.oidc_config import ConfigFile, OidcConfig, Rule
 from shared.auth.oidc_keys import FetchJson, IssuerKeys, KeysUnavailable, https_fetcher
-from shared.auth.watched import ReloadGate
+from shared.watched_files import ReloadGate
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from shared.auth.credentials import parse_namespaces
-from shared.auth.watched import WatchedFile
+from shared.watched_files import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ def load_config(path: str) -> OidcConfig | None:
 
 
 class ConfigFile(WatchedFile):
-    """OIDC_CONFIG and the version last loaded (a ConfigMap volume: see `shared.auth.watched`)."""
+    """OIDC_CONFIG and the version last loaded (a ConfigMap volume: see `shared.watched_files`)."""
 
     def load(self) -> OidcConfig:
         self.mark()

@@ -2,7 +2,7 @@
 
 Environment (all optional):
 
-    NOTIFY_CONFIG                 path of the YAML/JSON config file (re-read when its mtime changes)
+    NOTIFY_CONFIG                 path of the YAML/JSON config file (read again when it changes)
     LISTENER_URL                  base URL of the listener; statuses link to LISTENER_URL/logs/<ns>/<run>
     GITLAB_URL                    GitLab base URL (default https://gitlab.com)
     GITHUB_API_URL                GitHub REST base URL (default https://api.github.com)
@@ -40,17 +40,17 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
 from shared.config import Env, load, setting
 from shared.notify.allow import Rule, parse_rules
+from shared.watched_files import WatchedFile
 
 log = logging.getLogger(__name__)
 
@@ -149,40 +149,44 @@ class FileConfig:
 
 
 class ConfigSource:
-    """Loads `NOTIFY_CONFIG` and reloads it when the file changes (a mounted ConfigMap is updated in place)."""
+    """Loads `NOTIFY_CONFIG` and reads it again when the file changes: a mounted ConfigMap is
+    updated by swapping its `..data` symlink, which may leave the size and mtime as they were, so
+    the version is told by `WatchedFile` (real path and inode as well)."""
 
     def __init__(self, path: str | None) -> None:
         self.path = path
+        self._file = WatchedFile(path) if path else None
         self._lock = threading.Lock()
-        self._stamp: tuple[float, int] | None = None
         self._config = FileConfig()
         self._error: str | None = None
 
     def get(self) -> FileConfig:
-        """The current config; raises ConfigError while the file is broken."""
-        if not self.path:
+        """The current config; raises ConfigError while the file is missing or broken."""
+        if self._file is None:
             return self._config
         with self._lock:
-            try:
-                st = os.stat(self.path)
-            except OSError as e:
-                self._error = f"cannot read NOTIFY_CONFIG {self.path}: {e.strerror}"
-                raise ConfigError(self._error) from None
-            stamp = (st.st_mtime, st.st_size)
-            if stamp != self._stamp:
-                try:
-                    text = Path(self.path).read_text(encoding="utf-8")
-                    raw = json.loads(text) if self.path.endswith(".json") else yaml.safe_load(text)
-                    self._config = FileConfig.parse(raw)
-                    self._error = None
-                except (OSError, ValueError, yaml.YAMLError) as e:
-                    self._error = f"NOTIFY_CONFIG {self.path} is invalid: {e}"
-                    self._stamp = None
-                    raise ConfigError(self._error) from None
-                self._stamp = stamp
-            if self._error:
-                raise ConfigError(self._error)
+            if self._file.changed() or self._error:
+                self._load(self._file)
             return self._config
+
+    def _load(self, file: WatchedFile) -> None:
+        # Marked before reading: a change while reading is seen by the next `get`.
+        file.mark()
+        try:
+            text = Path(file.path).read_text(encoding="utf-8")
+        except OSError as e:
+            self._failed(f"cannot read NOTIFY_CONFIG {file.path}: {e.strerror}")
+        try:
+            raw = json.loads(text) if file.path.endswith(".json") else yaml.safe_load(text)
+            self._config = FileConfig.parse(raw)
+        except (ValueError, yaml.YAMLError) as e:
+            self._failed(f"NOTIFY_CONFIG {file.path} is invalid: {e}")
+        self._error = None
+
+    def _failed(self, error: str) -> NoReturn:
+        # Read again on the next use, whatever the file's state says.
+        self._error = error
+        raise ConfigError(error) from None
 
 
 @dataclass(frozen=True)

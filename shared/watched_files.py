@@ -1,4 +1,5 @@
-"""Files the service reads again when they change (AUTH_FILE, OIDC_CONFIG), and how often it looks.
+"""Files the service reads again when they change (AUTH_FILE, OIDC_CONFIG, NOTIFY_CONFIG), and how
+often it looks.
 
 Kubernetes updates a Secret or ConfigMap volume by writing a new timestamped directory and
 swapping the `..data` symlink atomically; the mounted path is a symlink through `..data`.
