@@ -23,11 +23,14 @@ sandbox-deps:
 	bash tests/sandbox/install.sh $(NODE_FLAG) >/dev/null
 
 # The clients some tests drive, from Debian (as root): chromium + chromium-driver for the live page,
-# node + npm for the SSE client (npm's `eventsource`, pinned in tests/sse/package-lock.json).
+# node + npm for the SSE client (npm's `eventsource`, pinned in tests/sse/package-lock.json). Only
+# what is missing: a machine's own Node.js (NodeSource's bundles npm) conflicts with Debian's npm.
+CLIENT_PACKAGES = $(if $(shell command -v chromedriver),,chromium chromium-driver) \
+	$(if $(shell command -v npm),,nodejs npm)
 client-deps:
-	@command -v chromedriver >/dev/null && command -v npm >/dev/null || [ "$$(id -u)" != 0 ] || \
+	@[ -z "$(strip $(CLIENT_PACKAGES))" ] || [ "$$(id -u)" != 0 ] || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			chromium chromium-driver nodejs npm >/dev/null)
+			$(CLIENT_PACKAGES) >/dev/null)
 
 # podman, runc and debootstrap from Debian (as root); podman's settings come from image/containers.conf.
 image-deps:
