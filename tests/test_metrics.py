@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, free_port
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
-from tests.support import PASSWORD, Listener, basic, chunks, grant_listener, task_lines
+from tests.support import PASSWORD, Listener, basic, chunks, grant_listener, task_lines, text_lines
 
 NS = LISTENER_NAMESPACE
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -110,6 +110,29 @@ def test_streams_bytes_lines_and_resumes(observed: tuple[Listener, Scraper], sim
     assert (
         value(scrape(), "tpl_logs_resumes_total", code="400") == value(after, "tpl_logs_resumes_total", code="400") + 1
     )
+
+
+def test_the_digest_reads_a_failed_steps_lines_again_only_when_the_stream_did_not_see_them(
+    observed: tuple[Listener, Scraper], sim: Simulator
+) -> None:
+    """`build` fails after 5 lines, fewer than the digest's 20: a stream that saw them all has
+    them; one filtered to another task reads them from the kubelet (the pod's GET first)."""
+    listener, scrape = observed
+    run = sim.play(SCENARIOS["failure"](lines=5), NS).wait(60)
+    tail = [b"      | " + line for line in run.expected_lines("compile", "build")]
+
+    def digest_and_pod_reads(query: str) -> tuple[list[bytes], float]:
+        before = value(scrape(), "tpl_kube_requests_total", verb="get", resource="pods")
+        status, _, body = listener.get(f"/logs/{run.name}{query}")
+        reads = value(scrape(), "tpl_kube_requests_total", verb="get", resource="pods") - before
+        lines = text_lines(body)
+        assert status == 200 and lines[-1].startswith(f"PipelineRun {run.name} Failed".encode()), body
+        start = lines.index(b"      last 5 lines:") + 1
+        return lines[start : start + 5], reads
+
+    assert digest_and_pod_reads("") == (tail, 0)
+    digest, reads = digest_and_pod_reads("?task=publish")
+    assert digest == tail and reads >= 1
 
 
 def test_stream_cap_refusals_are_backoffs(cluster: Cluster, sim: Simulator) -> None:

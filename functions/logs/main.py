@@ -95,6 +95,15 @@ def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator
     )
     follower = RunFollower(svc.kube, svc.registry, run, options, svc.shutdown, req.client_gone, point, svc.maskers)
     tracker = Tracker(binding, point)
+    since_ns = time.time_ns() - int(query.since * 1e9) if query.since else 0
+    budget = Budget(query.max_bytes, query.tail, since_ns, query.max_lines)
+    # A stream that passes every line on has each failed step's last lines itself; one that is
+    # resumed, filtered or cut by a budget reads them from the kubelet for the digest.
+    sees_every_line = point is None and not query.tasks and not query.steps and not budget
+
+    def fetch_tail(pod: str, step: str, lines: int) -> list[str]:
+        return step_tail(svc.kube, svc.maskers, req.run.namespace, pod, step, lines)
+
     writer = make_writer(
         query.format,
         tracker,
@@ -104,10 +113,8 @@ def _stream(svc: Service, req: RunRequest[LogQuery], run: Obj) -> tuple[Iterator
         digest_lines=query.digest_lines,
         hint=watch_hint(svc.registry, req.run.namespace, name_of(run)),
         stop_commands=query.stop_commands,
-        fetch_tail=lambda pod, step, lines: step_tail(svc.kube, svc.maskers, req.run.namespace, pod, step, lines),
+        fetch_tail=None if sees_every_line else fetch_tail,
     )
-    since_ns = time.time_ns() - int(query.since * 1e9) if query.since else 0
-    budget = Budget(query.max_bytes, query.tail, since_ns, query.max_lines)
     elided = elision_url(req.run.namespace, name_of(run), uid_of(run))
     batches = counted_lines(follower.batches())
     return written(batches, writer, BudgetFilter(budget, elided) if budget else None), writer.content_type

@@ -37,9 +37,9 @@ class Tails:
         rows = [content for event in entry[0] for _, content in event.split()] if entry else []
         seen = [row.decode("utf-8", "replace") for row in rows[-self.lines :]]
         if len(seen) < self.lines and self.fetch is not None and pod:
-            # A resumed stream (or one filtered to other tasks) saw few or none of them: an earlier
-            # stream delivered them, and the digest is read from the end of what the client prints.
-            # A step that wrote fewer lines costs one read here; a pod that is gone reads nothing.
+            # A resumed, filtered or budgeted stream (the only ones given `fetch`) may have seen few
+            # or none of them: an earlier stream delivered them, or none did, and the digest is read
+            # from the end of what the client prints. A pod that is gone reads nothing.
             read = self.fetch(pod, step, self.lines)
             if len(read) > len(seen):
                 return read
