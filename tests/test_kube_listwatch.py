@@ -122,3 +122,32 @@ def test_listwatch_refusal_before_any_list_is_raised(cluster: Cluster, namespace
     kube = Kube(load_api_client(Settings(kubeconfig=str(kubeconfig))))
     with pytest.raises(Forbidden):
         next(ListWatch(kube, CONFIGMAPS, namespace).updates())
+
+
+def test_listwatch_since_a_callers_list_watches_from_its_version(
+    cluster: Cluster, namespace: str, tmp_path: Path
+) -> None:
+    """A caller that has listed already: no second list, and what changed between its list and
+    the watch is an event, not lost."""
+    kube = _admin_kube(cluster, tmp_path)
+    _configmap(cluster, namespace, "before", "1")
+    items, version = kube.list_objects(CONFIGMAPS, namespace, "app=lw")
+    assert [item["metadata"]["name"] for item in items] == ["before"]
+    _configmap(cluster, namespace, "between", "2")
+    updates = ListWatch(kube, CONFIGMAPS, namespace, labels="app=lw").updates(time.monotonic() + 30, since=version)
+    first = next(updates)
+    assert isinstance(first, Changed) and (first.type, first.obj["metadata"]["name"]) == ("ADDED", "between")
+    updates.close()
+
+
+def test_listwatch_since_a_version_too_old_lists_again(cluster: Cluster, namespace: str, tmp_path: Path) -> None:
+    """A restarted apiserver's watch cache begins at the revision it started at: a version before
+    that is answered 410, and the list-watch lists again instead of losing what it missed."""
+    _configmap(cluster, namespace, "present", "1")
+    cluster.restart_apiserver()
+    updates = ListWatch(_admin_kube(cluster, tmp_path), CONFIGMAPS, namespace, labels="app=lw").updates(
+        time.monotonic() + 30, since="1"
+    )
+    first = next(updates)  # the apiserver answers 410 for a version it no longer has
+    assert isinstance(first, Listed) and [item["metadata"]["name"] for item in first.items] == ["present"]
+    updates.close()

@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from shared.runs.find import EVENT_ID_LABEL
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, free_port
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
 from tests.support import PASSWORD, Listener, basic, chunks, grant_listener, task_lines, text_lines
+from tests.test_find_run import labelled
 
 NS = LISTENER_NAMESPACE
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -133,6 +138,28 @@ def test_the_digest_reads_a_failed_steps_lines_again_only_when_the_stream_did_no
     assert digest_and_pod_reads("") == (tail, 0)
     digest, reads = digest_and_pod_reads("?task=publish")
     assert digest == tail and reads >= 1
+
+
+def test_a_wait_by_eventid_for_the_end_lists_once(observed: tuple[Listener, Scraper], sim: Simulator) -> None:
+    """The run is created after the lookup's LIST: the watch from that LIST's version brings it,
+    and the wait for it to finish watches from the run's own version: no second LIST."""
+    listener, scrape = observed
+    eventid = uuid.uuid4().hex
+
+    def lists() -> float:
+        return value(scrape(), "tpl_kube_requests_total", verb="list", resource="pipelineruns")
+
+    before = lists()
+    with ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(listener.get_json, f"/status?eventid={eventid}&wait=30", timeout=60)
+        listed_by = time.monotonic() + 30
+        while lists() == before and time.monotonic() < listed_by:
+            threading.Event().wait(0.05)
+        assert lists() == before + 1
+        run = sim.play(labelled("success", {EVENT_ID_LABEL: eventid}, lines=1), NS)
+        status, body = answer.result(timeout=60)
+    assert status == 200 and body["name"] == run.name, body
+    assert lists() == before + 1
 
 
 def test_stream_cap_refusals_are_backoffs(cluster: Cluster, sim: Simulator) -> None:

@@ -73,15 +73,20 @@ class ListWatch:
         if response is not None:
             interrupt(response)
 
-    def updates(self, deadline: float | None = None, gone: Callable[[], bool] | None = None) -> Iterator[Update]:
+    def updates(
+        self, deadline: float | None = None, gone: Callable[[], bool] | None = None, since: str = ""
+    ) -> Iterator[Update]:
         """Updates until `stop` is set, `gone()` is true or `deadline` (monotonic) passes.
+
+        `since`: the resourceVersion of a list the caller has already made of this collection; the
+        watch starts from it without a `Listed` of its own (a 410 lists again as usual).
 
         Raises the refusal (Forbidden/NotFound) that outlasted `refusal_grace`, or came before any
         list succeeded: retrying will not heal RBAC or a missing namespace or CRD.
         """
-        version = ""
+        version = since
         backoff = Backoff(self.stop)
-        listed = False
+        listed = bool(since)
         refused_since: float | None = None
         while not self._over(deadline, gone):
             try:

@@ -2,9 +2,9 @@
 ID an EventListener answered with (label `triggers.tekton.dev/triggers-eventid`), or the commit
 SHA (a label the trigger sets, or an annotation; see `Settings.run_sha_label`).
 
-A run not there yet is waited for as `find_pipelinerun` waits (`waiting_updates`): one LIST and
-one WATCH with the label selector, no polling, cut as soon as the client has gone. Every match is
-returned, oldest first: more than one is for the caller to refuse.
+A run not there yet is waited for with one LIST and one WATCH from that list's resourceVersion,
+with the label selector (`waiting_updates`), no polling, cut as soon as the client has gone.
+Every match is returned, oldest first: more than one is for the caller to refuse.
 """
 
 from __future__ import annotations
@@ -68,12 +68,14 @@ def find_runs(
     client_gone: Callable[[], bool] | None = None,
 ) -> list[Obj]:
     """The runs that match, waiting up to `wait_seconds` for a first one; [] if none came."""
-    items, _ = kube.list_objects(PIPELINERUNS, namespace, selector.label_selector())
+    labels = selector.label_selector()
+    items, version = kube.list_objects(PIPELINERUNS, namespace, labels)
     found = {name_of(i): i for i in items if selector.matches(i)}
     if found or wait_seconds <= 0:
         return _oldest_first(found)
     what = f"PipelineRuns in {namespace} with {selector.describe()}"
-    updates = waiting_updates(kube, namespace, what, wait_seconds, stop, client_gone, selector.label_selector())
+    # Watched from this list's version: a run created since is an event, not a second LIST.
+    updates = waiting_updates(kube, namespace, what, wait_seconds, stop, client_gone, labels, since=version)
     with closing(updates):
         for update in updates:
             if isinstance(update, Listed):

@@ -1,7 +1,7 @@
 """Finding a PipelineRun, waiting for one that does not exist yet, or for one to finish.
 
-Both waits are list-watches with a field selector on the run's name: one LIST and one WATCH, no
-polling.
+Both waits are list-watches with a field selector on the run's name, no polling: waiting for a run
+to appear is one LIST and one WATCH, waiting for one in hand to finish a WATCH from its version.
 """
 
 from __future__ import annotations
@@ -53,7 +53,9 @@ def wait_until_done(
     if is_done(pipelinerun) or wait_seconds <= 0:
         return pipelinerun
     meta = pipelinerun["metadata"]
-    done = _watch_until(kube, meta["namespace"], meta["name"], wait_seconds, is_done, stop, client_gone)
+    # Watched from the version in hand: no LIST for what the caller has just read.
+    since = str(meta.get("resourceVersion") or "")
+    done = _watch_until(kube, meta["namespace"], meta["name"], wait_seconds, is_done, stop, client_gone, since)
     if done is not None:
         return done
     return kube.get_object(PIPELINERUNS, meta["namespace"], meta["name"])
@@ -76,9 +78,11 @@ def waiting_updates(
     client_gone: Callable[[], bool] | None = None,
     labels: str | None = None,
     fields: str | None = None,
+    since: str = "",
 ) -> Iterator[Update]:
     """PipelineRuns of `namespace` for a request that waits for one, for up to `seconds`: one LIST
-    and one WATCH, renewed every `WATCH_SLICE`. Refusals end the wait at once: a lookup has no
+    (none when the caller has listed already: `since`, its resourceVersion) and one WATCH,
+    renewed every `WATCH_SLICE`. Refusals end the wait at once: a lookup has no
     earlier success that would make them transient. A watchdog ends it as soon as the client has
     gone or the process stops (see `_watchdog`)."""
     ended = threading.Event()  # this wait's own stop: set by the watchdog, never the shared `stop`
@@ -99,7 +103,7 @@ def waiting_updates(
     )
     watchdog.start()
     try:
-        yield from listwatch.updates(time.monotonic() + seconds)
+        yield from listwatch.updates(time.monotonic() + seconds, since=since)
     finally:
         done.set()
 
@@ -112,9 +116,11 @@ def _watch_until(
     predicate: Callable[[Obj], bool],
     stop: threading.Event | None,
     client_gone: Callable[[], bool] | None = None,
+    since: str = "",
 ) -> Obj | None:
     what = f"PipelineRun {namespace}/{name}"
-    updates = waiting_updates(kube, namespace, what, seconds, stop, client_gone, fields=f"metadata.name={name}")
+    fields = f"metadata.name={name}"
+    updates = waiting_updates(kube, namespace, what, seconds, stop, client_gone, fields=fields, since=since)
     with closing(updates):
         for update in updates:
             if isinstance(update, Listed):
