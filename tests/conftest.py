@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.needs import need_real_node
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster
 from tests.sandbox.simulator import Simulator
 from tests.support import Listener, grant_listener
@@ -97,13 +97,7 @@ def node_cluster() -> Iterator[Cluster]:
 
     Skipped, with the reason, where this machine cannot run a kubelet; under CI=true that is
     a failure instead: CI must never pass without the real-pod tests."""
-    from tests.sandbox.node import unavailable_reason
-
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real-pod tests cannot run under CI=true: {reason}")
-        pytest.skip(f"real-pod tests need a machine that can run a kubelet: {reason}")
+    need_real_node()
     with Cluster.start(real_node=True) as running:
         yield running
 

@@ -29,8 +29,8 @@ from shared.logs.writers import RESUME_MARK
 from tests.image import image_ref, require_engine
 from tests.image_container import trouble
 from tests.listener_pods import ListenerPods, rbac_documents
+from tests.needs import need_real_node
 from tests.sandbox.cluster import KUBERNETES_SERVICE_IP, LISTENER_NAMESPACE, Cluster, Identity
-from tests.sandbox.node import unavailable_reason
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
 from tests.support import PASSWORD, USER, strip_heartbeats, task_lines
@@ -58,11 +58,7 @@ class Deployed:
 
 @pytest.fixture(scope="module")
 def deployed() -> Iterator[Deployed]:
-    reason = unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the in-cluster test cannot run under CI=true: {reason}")
-        pytest.skip(f"the in-cluster test needs a machine that can run a kubelet: {reason}")
+    need_real_node("the in-cluster test needs a machine that can run a kubelet")
     require_engine()
     image_ref()  # built (or found) before the real node's lock is taken
     with Cluster.start(real_node=True, in_cluster=True) as cluster:

@@ -4,13 +4,13 @@ failure digest on top, and serves its own assets under the same authentication."
 
 from __future__ import annotations
 
-import os
 import shutil
 import threading
 from collections.abc import Iterator
 
 import pytest
 
+from tests.needs import need
 from tests.sandbox.scenarios import SCENARIOS, Scenario, Step, Task, numbered
 from tests.sandbox.simulator import Simulator
 from tests.support import ROOT, Listener, basic
@@ -22,10 +22,8 @@ SCREENSHOT = ROOT / "docs" / "images" / "live-page.png"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium is None or driver is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the live page test needs Debian's chromium and chromium-driver")
-        pytest.skip("the live page test needs Debian's chromium and chromium-driver (apt-get install chromium-driver)")
+    missing = None if chromium and driver else "no chromium or chromedriver (apt-get install chromium-driver)"
+    need("the live page test needs Debian's chromium and chromium-driver", missing)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

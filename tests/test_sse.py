@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import need
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import PlayedRun, Simulator
 from tests.support import ROOT, Listener, basic
@@ -65,10 +66,8 @@ def test_wire_format_ids_retry_and_last_event_id(listener: Listener, sim: Simula
 @pytest.fixture(scope="module")
 def node_client() -> Path:
     """node_modules with the pinned `eventsource` (npm ci from the lock file), kept in the cache."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("the SSE client test needs node and npm")
-        pytest.skip("the SSE client test needs node and npm")
+    missing = None if shutil.which("node") and shutil.which("npm") else "no node or npm on PATH"
+    need("the SSE client test needs node and npm", missing)
     cache = Path.home() / ".cache" / "tekton-pipeline-listener" / "sse-client"
     lock = (CLIENT_DIR / "package-lock.json").read_bytes()
     if not (cache / "node_modules" / "eventsource").is_dir() or (cache / "package-lock.json").read_bytes() != lock:
