@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs import need_real_node
 from tests.sandbox import node as real_node
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.netns import NETNS_DIR, PREFIX
@@ -37,16 +38,20 @@ def _netns() -> set[str]:
 
 
 def _node_processes() -> set[int]:
-    """The node's own processes and those its containers run, whoever started them. A busybox
-    outside any container (another test's `busybox sh` client, under `pytest -n`) is not one."""
+    """The node's own processes and those its containers run, whoever started them, that have
+    not exited (a zombie is gone but for its pid, until its parent reaps it). A busybox outside
+    any container (another test's `busybox sh` client, under `pytest -n`) is not one."""
     daemons = {"containerd", "kubelet", "containerd-shim", "containerd-shim-runc-v2"}
     parents: dict[int, int] = {}
     names: dict[int, str] = {}
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
             try:
+                state, parent = (proc / "stat").read_text().rpartition(")")[2].split()[:2]
+                if state == "Z":
+                    continue
                 names[int(proc.name)] = (proc / "comm").read_text().strip()
-                parents[int(proc.name)] = int((proc / "stat").read_text().rpartition(")")[2].split()[1])
+                parents[int(proc.name)] = int(parent)
             except (OSError, ValueError, IndexError):
                 continue
 
@@ -79,24 +84,39 @@ def _snapshot() -> dict[str, object]:
 def machine() -> Iterator[None]:
     """The machine to this test alone: another sandbox's node coming up between the snapshots
     would be taken for something this one left behind."""
-    reason = real_node.unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real-pod tests cannot run under CI=true: {reason}")
-        pytest.skip(f"real-pod tests need a machine that can run a kubelet: {reason}")
+    need_real_node()
     with real_node.NodeLock.machine():
         yield
 
 
+# A sysctl kubelet 1.20 sets (to 10) whatever its flags say; set to another value before the
+# bring-up, so that restoring it is seen, not assumed.
+PROBE_SYSCTL, KUBELET_VALUE = "kernel/panic", "10"
+
+
+@pytest.fixture
+def probe_sysctl(machine: None) -> Iterator[str]:
+    path = Path("/proc/sys") / PROBE_SYSCTL
+    original = path.read_text().strip()
+    path.write_text("0" if original == KUBELET_VALUE else original)
+    try:
+        yield path.read_text().strip()
+    finally:
+        path.write_text(original)
+
+
 @pytest.mark.usefixtures("machine")
-def test_bring_up_run_a_pod_and_tear_down_leave_nothing() -> None:
+def test_bring_up_run_a_pod_and_tear_down_leave_nothing(probe_sysctl: str) -> None:
     before = _snapshot()
     with Cluster.start(real_node=True) as cluster:
         assert cluster.node is not None
         during = _snapshot()
-        # The node is really there: its own namespace, veth, processes and mounts.
+        # The node is really there: its own namespace, veth, processes and mounts, and the
+        # kubelet's sysctl written.
         assert any(name.startswith(PREFIX) for name in during["netns"] - before["netns"])  # type: ignore[operator]
         assert during["processes"] - before["processes"]  # type: ignore[operator]
+        assert during["mounts"] - before["mounts"]  # type: ignore[operator]
+        assert probe_sysctl != KUBELET_VALUE and during["sysctls"][PROBE_SYSCTL] == KUBELET_VALUE  # type: ignore[index]
         sim = Simulator(cluster, real_pods=True)
         run = sim.play(SCENARIOS["success"](lines=2, interval=0.0), "tekton-pipelines").wait(120)
         sim.stop()
@@ -156,5 +176,5 @@ def test_a_killed_sandbox_is_cleaned_up_by_the_next(tmp_path: Path) -> None:
             except OSError:
                 continue
     after = _snapshot()
-    for key in ("mounts", "links", "netns", "sysctls", "host_paths", "cgroups"):
+    for key in ("mounts", "links", "netns", "processes", "sysctls", "host_paths", "cgroups"):
         assert after[key] == before[key], (key, before[key], after[key])

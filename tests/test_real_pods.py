@@ -9,6 +9,7 @@ node cannot make on demand (mid-line cuts, slow chunks) stay in test_reliability
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import threading
 import time
@@ -141,6 +142,15 @@ def test_pods_run_on_the_real_node_with_kubelet_status(node_cluster: Cluster, re
     assert all(s["containerID"].startswith("containerd://") for s in statuses)
     assert all(s["state"]["terminated"]["exitCode"] == 0 for s in statuses)
     assert [s["name"] for s in statuses] == [c["name"] for c in pod["spec"]["containers"]]
+    # Shaped as Tekton's pkg/pod makes it: owned by its TaskRun, labelled with it, its init
+    # containers, one `step-<name>` container per step.
+    taskrun = pod["metadata"]["labels"]["tekton.dev/taskRun"]
+    assert [(o["kind"], o["name"], o.get("controller")) for o in pod["metadata"]["ownerReferences"]] == [
+        ("TaskRun", taskrun, True)
+    ]
+    assert pod["metadata"]["labels"]["tekton.dev/pipelineRun"] == run.name
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["prepare", "place-scripts"]
+    assert all(c["name"].startswith("step-") for c in pod["spec"]["containers"])
 
 
 def test_kubectl_reads_the_cri_log_with_its_own_timestamps(node_cluster: Cluster, real_sim: Simulator) -> None:
@@ -242,7 +252,9 @@ def test_task_that_never_starts_says_why(played: Callable[..., tuple[PlayedRun, 
 
 
 @pytest.mark.parametrize("how", ["cancel", "timeout"])
-def test_cancel_and_timeout_while_streaming(played: Callable[..., tuple[PlayedRun, Follower]], how: str) -> None:
+def test_cancel_and_timeout_while_streaming(
+    node_cluster: Cluster, played: Callable[..., tuple[PlayedRun, Follower]], how: str
+) -> None:
     scenario = Scenario(
         kind=f"stop{how}",
         tasks=[Task("build", [Step("compile", numbered("compile", 400), interval=0.05)])],
@@ -261,9 +273,13 @@ def test_cancel_and_timeout_while_streaming(played: Callable[..., tuple[PlayedRu
     assert got and got == numbered("compile", 400)[: len(got)]
     reason = b"Cancelled" if how == "cancel" else b"PipelineRunTimeout"
     assert reason in final_line(body)
+    # As Tekton does, the stopped TaskRun's pod is deleted (gone, or going with its grace period).
+    (pod,) = run.pods("build")
+    status, found = node_cluster.raw("GET", f"/api/v1/namespaces/{NS}/pods/{pod}", node_cluster.admin)[:2]
+    assert status == 404 or (status == 200 and json.loads(found)["metadata"].get("deletionTimestamp")), status
 
 
-def test_pod_deleted_mid_stream_is_said_and_kubelet_words_are_not_output(
+def test_pod_deleted_mid_stream_ends_with_the_run_and_kubelet_words_are_not_output(
     node_cluster: Cluster, played: Callable[..., tuple[PlayedRun, Follower]]
 ) -> None:
     scenario = Scenario(
@@ -281,9 +297,13 @@ def test_pod_deleted_mid_stream_is_said_and_kubelet_words_are_not_output(
     body = follower.body()
     got = task_lines(body).get(("build", "compile"), [])
     assert got == numbered("compile", 5)
-    # A kubelet may append its own error (`rpc error: code = NotFound ...`) to a deleted
-    # container's log: that is not the step's output and must not be shown as such.
-    assert not any(b"rpc error" in line for line in strip_heartbeats(body).split(b"\n"))
+    # Its container ended on the deletion's SIGTERM after all its lines were read: the stream
+    # goes on to the run's end and says it.
+    assert b"Cancelled" in final_line(body)
+    # A kubelet may append its own error (`rpc error: code = NotFound ...`, `unable to retrieve
+    # container logs ...`) to a deleted container's log: not the step's output, never shown as such.
+    shown = strip_heartbeats(body).split(b"\n")
+    assert not any(b"rpc error" in line or b"unable to retrieve container logs" in line for line in shown)
 
 
 @pytest.mark.parametrize("component", ["kubelet", "containerd", "apiserver"])
@@ -291,7 +311,7 @@ def test_restart_mid_stream_loses_and_repeats_nothing(
     node_cluster: Cluster, played: Callable[..., tuple[PlayedRun, Follower]], component: str
 ) -> None:
     assert node_cluster.node is not None
-    run, follower = played(slow_pipeline(lines=60, interval=0.05))
+    run, follower = played(slow_pipeline(lines=120, interval=0.05))
     follower.wait_for(lambda lines: count_prefix(b"[build : compile]")(lines) >= 10, timeout=90)
     if component == "kubelet":
         node_cluster.node.restart_kubelet(down_seconds=1.0)
@@ -299,6 +319,8 @@ def test_restart_mid_stream_loses_and_repeats_nothing(
         node_cluster.node.restart_containerd(down_seconds=1.0)
     else:
         node_cluster.restart_apiserver(down_seconds=1.0)
+    # The stream went on across the restart: it was not over when the component came back.
+    assert not follower.future.done()
     run.wait(180)
     body = follower.body()
     assert_every_line_once(run, body)

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -101,10 +102,27 @@ def _unmount_under(prefix: str) -> None:
             subprocess.run(["umount", "-l", point], capture_output=True)
 
 
-def _kill_pids(pids: list[int]) -> None:
+def _kill_pids(pids: list[int], timeout: float = 5.0) -> None:
+    """SIGKILL, then wait until each has exited, so that what comes next (a cgroup's rmdir, an
+    unmount, the namespace's removal) finds them gone. Through pidfds: a pid reused meanwhile is
+    neither signalled nor waited for."""
+    fds = []
     for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # gone already
+            continue
+        fds.append(fd)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid, signal.SIGKILL)
+            signal.pidfd_send_signal(fd, signal.SIGKILL)
+    try:
+        pending, deadline = fds, time.monotonic() + timeout
+        while pending and (left := deadline - time.monotonic()) > 0:
+            exited, _, _ = select.select(pending, [], [], left)  # a pidfd is readable once its process exits
+            pending = [fd for fd in pending if fd not in exited]
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _remove_cgroups(keep: list[str]) -> None:
