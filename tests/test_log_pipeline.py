@@ -20,8 +20,8 @@ from shared.logs.writers import NdjsonWriter
 from shared.runs.model import Attempt
 from tests.sandbox.cluster import Cluster
 from tests.sandbox.scenarios import SCENARIOS
-from tests.sandbox.simulator import MERGE, Simulator
-from tests.support import ROOT, Listener
+from tests.sandbox.simulator import MERGE, PlayedRun, Simulator
+from tests.support import ROOT, Listener, strip_heartbeats, task_lines
 from tests.test_logs import NS, assert_all_lines, follow_while_playing
 
 
@@ -35,11 +35,34 @@ def test_one_chunk_per_line_and_lines_split_across_chunks(cluster: Cluster, list
     assert_all_lines(run, body)
 
 
+def tasks_of(run: PlayedRun) -> list[str]:
+    return sorted({task for task, _ in run.expected()})
+
+
+def test_a_finished_container_is_read_without_follow_and_a_live_one_with_it(
+    cluster: Cluster, listener: Listener, sim: Simulator
+) -> None:
+    """A terminated container is read the quickest way the API allows, as `kubectl logs` does:
+    one request without `follow` (the kubelet sends big chunks, not one per line)."""
+    run = sim.play(SCENARIOS["success"](lines=5, interval=0), NS).wait(60)
+    status, _, body = listener.get(f"/logs/{run.name}")
+    assert status == 200
+    assert_all_lines(run, body)
+    pods = [pod for task in tasks_of(run) for pod in run.pods(task)]
+    queries = [query for pod in pods for _, query in cluster.kubelet.log_queries(pod)]
+    assert queries and not any(query.follow for query in queries)
+
+    live, followed = follow_while_playing(listener, sim, "success", lines=30, interval=0.02)
+    assert_all_lines(live, followed)
+    live_pods = [pod for task in tasks_of(live) for pod in live.pods(task)]
+    assert any(query.follow for pod in live_pods for _, query in cluster.kubelet.log_queries(pod))
+
+
 def test_a_pod_status_without_container_states_still_gives_the_lines(
     cluster: Cluster, listener: Listener, sim: Simulator
 ) -> None:
     run = sim.play(SCENARIOS["success"](lines=5, interval=0), NS).wait(60)
-    for task in ("checkout", "build", "test", "deploy"):
+    for task in tasks_of(run):
         for pod in run.pods(task):
             path = f"/api/v1/namespaces/{NS}/pods/{pod}/status"
             patched = cluster.api("PATCH", path, {"status": {"containerStatuses": None}}, content_type=MERGE)
@@ -112,3 +135,24 @@ def test_writers_and_tokens_do_not_need_the_kubernetes_package() -> None:
         "sys.exit(any(m == 'kubernetes' or m.startswith('kubernetes.') for m in sys.modules))\n"
     )
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
+
+
+def test_a_pod_without_container_states_whose_log_cannot_be_read_is_said(
+    cluster: Cluster, listener: Listener, sim: Simulator
+) -> None:
+    """No container states and a kubelet that no longer has the log: the stream says so where
+    the step's lines would be, and the other tasks' lines all come."""
+    run = sim.play(SCENARIOS["success"](lines=5, interval=0), NS).wait(60)
+    (pod,) = run.pods("unit")
+    path = f"/api/v1/namespaces/{NS}/pods/{pod}/status"
+    cluster.api("PATCH", path, {"status": {"containerStatuses": None}}, content_type=MERGE)
+    cluster.kubelet.store.remove_pod(NS, pod)
+    status, _, body = listener.get(f"/logs/{run.name}")
+    assert status == 200
+    got = task_lines(body)
+    # Where unit's lines would be, only the stream's word on why there are none.
+    said = [line for line in strip_heartbeats(body).split(b"\n") if line.startswith(b"[unit")]
+    assert said and all(b"] error: " in line or b"] no logs" in line for line in said), said
+    for (task, step), lines in run.expected().items():
+        if task != "unit" and lines:
+            assert got[(task, step)] == lines, (task, step)

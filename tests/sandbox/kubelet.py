@@ -321,6 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError as err:
             self._text(HTTPStatus.BAD_REQUEST, f"invalid log options: {err}")
             return
+        self.server.queries.append((pod, container, query))
         self._serve_log(namespace, pod, container, query)
 
     def _text(self, status: HTTPStatus, body: str) -> None:
@@ -484,6 +485,8 @@ class _KubeletServer(ThreadingHTTPServer):
     store: LogStore
     fault: FaultPlan | None = None
     framing: Framing | None = None
+    # (pod, container, query) of every log request, in arrival order (list.append is atomic).
+    queries: list[tuple[str, str, LogQuery]]
 
 
 class KubeletStandIn:
@@ -493,6 +496,7 @@ class KubeletStandIn:
         self.store = store
         self._server = _KubeletServer(("127.0.0.1", 0), _Handler)
         self._server.store = store
+        self._server.queries = []
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert_file, key_file)
         if client_ca_file:
@@ -519,6 +523,10 @@ class KubeletStandIn:
         framing = Framing(lines, split, pause)
         self._server.framing = framing
         return framing
+
+    def log_queries(self, pod: str) -> list[tuple[str, LogQuery]]:
+        """(container, query) of every log request for `pod` so far."""
+        return [(container, query) for name, container, query in self._server.queries if name == pod]
 
     def clear_faults(self) -> None:
         self._server.fault = None
