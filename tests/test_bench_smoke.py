@@ -7,7 +7,6 @@ asserted here (a shared 2-core machine makes timings too noisy for a test).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,17 +15,15 @@ import pytest
 
 from bench.figures import FIGURES
 from bench.report import goals
-from tests.sandbox.node import unavailable_reason
+from tests.needs import need_real_node
 from tests.support import ROOT
 
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("upstream", ["standin", "node"])
 def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
-    if upstream == "node" and (reason := unavailable_reason()) is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"the bench's real-node upstream cannot run under CI=true: {reason}")
-        pytest.skip(f"real-pod tests need a machine that can run a kubelet: {reason}")
+    if upstream == "node":
+        need_real_node("the bench's real-node upstream needs a machine that can run a kubelet")
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--upstream", upstream, "--out", str(tmp_path)],
         cwd=ROOT,
@@ -69,9 +66,21 @@ def test_bench_quick_runs_every_figure(tmp_path: Path, upstream: str) -> None:
     # What the quick mode can check for sure: complete fan-out output and the API cost shape.
     # Every reader of the throughput figure read the whole log (the figure checks the sizes).
     throughput = {m["name"].split(": ", 1)[1] for m in figures["throughput"]["metrics"]}
-    for reader in ("kubectl logs --timestamps", "kubectl logs -f --timestamps", "/logs text", "/logs ndjson"):
-        assert reader in throughput, reader
+    for reader in (
+        "kubectl logs",
+        "kubectl logs --timestamps",
+        "kubectl logs -f",
+        "kubectl logs -f --timestamps",
+        "/logs text",
+        "/logs ndjson",
+        "/logs text timestamps=true",
+        "/logs text cursors=true",
+        "/logs text task= and step= filters",
+    ):
+        assert reader in throughput and f"CPU per 100 MB, {reader}" in " ".join(throughput), reader
     assert any(name.startswith("/logs masked") for name in throughput)
+    latency = {m["name"] for m in figures["latency"]["metrics"]}
+    assert {"p99 overhead (listener - apiserver)", "last line, listener - apiserver"} <= latency
     masking = {m["name"] for m in figures["masking"]["metrics"]}
     assert {"masking 20 secrets: one pass per chunk", "bundle: one pass / former design"} <= masking
     # Peak RSS per log size, their difference against its goal, CPU per 100 MB for text and NDJSON.

@@ -22,5 +22,5 @@ FIGURES: dict[str, tuple[str, Callable[[Bench, Figure], None]]] = {
     "coldstart": ("5. Cold start of the status function", coldstart),
     "api": ("6. Kubernetes API requests per follow and per /status", api_cost),
     "masking": ("7. Masking in-process: one pass per chunk, whatever the number of values", masking),
-    "memory": ("8. Memory and CPU against log size: peak RSS, 100 MB vs 1 GB", memory),
+    "memory": ("8. Memory and CPU against log size: peak RSS, smallest vs largest log", memory),
 }
