@@ -203,7 +203,10 @@ class ContainerReader:
         if not not_found and not opened and not self.view.reconnecting():
             return Failed(f"not allowed to read logs ({err.detail or err.reason})")
         if refused_for > REFUSAL_GRACE:
-            return Ended.DELETED if not_found else Failed(f"not allowed to read logs ({err.detail or err.reason})")
+            if not_found:
+                # The pod is still in the API and its node has no log for it: that, not a deletion.
+                return Failed(f"its node has no log for it ({err.detail or err.reason})")
+            return Failed(f"not allowed to read logs ({err.detail or err.reason})")
         return None
 
     def _consume(
