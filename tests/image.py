@@ -29,7 +29,7 @@ def require_engine() -> str:
         return build.engine()
     except SystemExit as missing:
         need("the image tests need a container engine", str(missing))
-        raise
+        raise  # not reached: need() has skipped or failed the test
 
 
 @functools.cache

@@ -200,14 +200,12 @@ class ContainerReader:
         not_found = isinstance(err, NotFound)
         if not_found and (self.view.pod_gone() or (not opened and not self.view.pod_known())):
             return Ended.DELETED
+        # A lasting 404 for a pod still in the API: its node has no log for it, not a deletion.
+        what = "its node has no log for it" if not_found else "not allowed to read logs"
+        why = f"{what} ({err.detail or err.reason})"
         if not not_found and not opened and not self.view.reconnecting():
-            return Failed(f"not allowed to read logs ({err.detail or err.reason})")
-        if refused_for > REFUSAL_GRACE:
-            if not_found:
-                # The pod is still in the API and its node has no log for it: that, not a deletion.
-                return Failed(f"its node has no log for it ({err.detail or err.reason})")
-            return Failed(f"not allowed to read logs ({err.detail or err.reason})")
-        return None
+            return Failed(why)
+        return Failed(why) if refused_for > REFUSAL_GRACE else None
 
     def _consume(
         self,

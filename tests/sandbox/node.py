@@ -177,8 +177,7 @@ def _clean(record: _Record | None, net: NodeNetwork | None) -> None:
             pids = [p for p in net.pids() if p != os.getpid()]
             if not pids:
                 break
-            _kill_pids(pids)
-            time.sleep(0.2)
+            _kill_pids(pids)  # waits for them to exit; another round for any started meanwhile
     if record is not None:
         _unmount_under(record.workdir)
         # Host paths that were there before belong to someone else: only ours are searched.
