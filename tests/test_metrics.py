@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -20,7 +19,7 @@ from shared.runs.find import EVENT_ID_LABEL
 from tests.sandbox.cluster import LISTENER_NAMESPACE, Cluster, free_port
 from tests.sandbox.scenarios import SCENARIOS
 from tests.sandbox.simulator import Simulator
-from tests.support import PASSWORD, Listener, basic, chunks, grant_listener, task_lines, text_lines
+from tests.support import PASSWORD, Listener, basic, chunks, grant_listener, task_lines, text_lines, wait_for
 from tests.test_find_run import labelled
 
 NS = LISTENER_NAMESPACE
@@ -152,9 +151,7 @@ def test_a_wait_by_eventid_for_the_end_lists_once(observed: tuple[Listener, Scra
     before = lists()
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(listener.get_json, f"/status?eventid={eventid}&wait=30", timeout=60)
-        listed_by = time.monotonic() + 30
-        while lists() == before and time.monotonic() < listed_by:
-            threading.Event().wait(0.05)
+        wait_for(lambda: lists() != before, "the lookup's LIST")
         assert lists() == before + 1
         run = sim.play(labelled("success", {EVENT_ID_LABEL: eventid}, lines=1), NS)
         status, body = answer.result(timeout=60)
