@@ -3,7 +3,8 @@ PYTHON_IMAGE, and prints its reference on the last line.
 
 - No PYTHON_IMAGE: a Debian bookworm base made here by image/base.sh (debootstrap; for machines
   that reach no registry). PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest>: the official one.
-- The wheels are downloaded on the host, hash-checked, into a cache (image/wheelhouse.py).
+- The wheels are downloaded on the host, hash-checked, into a cache (image/wheelhouse.py); the
+  project's own wheel is built on the host too, where a C compiler is (shared/logs/_rows.c).
 - The image is tagged by a key over everything that goes into it (the build context and the base
   image's id): an unchanged tree is not built again, and tests can ask for "the image of this tree".
 """
@@ -101,7 +102,9 @@ def build(python_image: str | None = None) -> str:
     base = python_image or os.environ.get("PYTHON_IMAGE") or local_base()
     ref = f"{REPOSITORY}:{content_key(base)}"
     if inspect(ref) is None:
-        wheelhouse.stage(wheelhouse.download(wheelhouse.host_arch()), CONTEXT_WHEELS)
+        wheels = wheelhouse.download(wheelhouse.host_arch())
+        wheelhouse.stage(wheels, CONTEXT_WHEELS)
+        wheelhouse.project_wheel(wheels, CONTEXT_WHEELS)
         print(f"image: building {ref} on {base}", file=sys.stderr)
         # No network in the build: every input is in the context (and CNI need not be set up).
         args = ["--network", "none", "--build-arg", f"PYTHON_IMAGE={base}", "-t", ref, "-f", str(DOCKERFILE)]

@@ -12,10 +12,13 @@ import platform
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 from image import pip_env
-from image.paths import BUILD_REQUIREMENTS, IMAGE_CACHE, REQUIREMENTS
+from image.paths import BUILD_REQUIREMENTS, IMAGE_CACHE, REQUIREMENTS, ROOT
+
+PROJECT_WHEEL = "tekton_pipeline_listener-*.whl"
 
 # podman/docker architecture names for `uname -m` ones.
 ARCH_NAMES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -55,3 +58,21 @@ def stage(wheels: Path, into: Path) -> None:
             os.link(wheel, into / wheel.name)
         except OSError:
             shutil.copy2(wheel, into / wheel.name)
+
+
+def project_wheel(wheels: Path, into: Path) -> Path:
+    """The project's own wheel, built here into `into` with the locked setuptools from `wheels`:
+    the image's build stage has no compiler (and no network), so `shared.logs._rows` (setup.py)
+    is compiled on this machine, for the CPython 3.11 the image runs."""
+    if sys.version_info[:2] != (3, 11):
+        raise SystemExit(f"image: the image runs CPython 3.11; build it from a 3.11 venv, not {sys.version.split()[0]}")
+    for old in into.glob(PROJECT_WHEEL):
+        old.unlink()
+    command = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-index"]
+    command += ["--find-links", str(wheels), "--wheel-dir", str(into), str(ROOT)]
+    subprocess.run(command, env=pip_env.env(), check=True)
+    (built,) = into.glob(PROJECT_WHEEL)
+    with zipfile.ZipFile(built) as wheel:
+        if not any(name.startswith("shared/logs/_rows.") and name.endswith(".so") for name in wheel.namelist()):
+            raise SystemExit("image: shared/logs/_rows.c did not compile: install gcc and CPython 3.11's headers")
+    return built

@@ -48,6 +48,7 @@ print(json.dumps({
     "pip_caches": [p for p in ("/root/.cache/pip", "/tmp/.cache/pip", "/nonexistent/.cache/pip") if os.path.exists(p)],
     "writable": {p: writable(p) for p in ("/", "/app", "/opt/venv", "/tmp")},
     "kubernetes_aio": importlib.util.find_spec("kubernetes.aio") is not None,
+    "native_rows": importlib.util.find_spec("shared.logs._rows") is not None,
 }))
 """
 
@@ -81,6 +82,7 @@ def test_image_holds_no_installer_compiler_or_cache_and_only_tmp_is_writable(ref
     assert inside["pip_caches"] == []
     assert inside["writable"] == {"/": False, "/app": False, "/opt/venv": False, "/tmp": True}
     assert inside["kubernetes_aio"] is False
+    assert inside["native_rows"] is True  # compiled on the build host (image/wheelhouse.py), shipped
     config = json.loads(engine("image", "inspect", ref).stdout)[0]["Config"]
     assert config["User"] == IMAGE_UID
     assert config["Cmd"] == ["functions-framework"]

@@ -17,14 +17,19 @@ _SECONDS: dict[bytes, int] = {}  # parsed whole seconds: lines of one second sha
 _SCALE = [10 ** (9 - n) for n in range(10)]  # a fraction of n digits, in ns per unit
 
 
+MAX_NS = 2**63 - 1  # a Go time in int64 ns: what a kubelet can stamp, and what a token holds
+_LAST_SECOND = MAX_NS // 1_000_000_000  # from this second on, a fraction can go past MAX_NS
+
+
 def timestamp_ns(value: str | bytes) -> int:
-    """RFC 3339 in UTC with up to nanoseconds (Go's RFC3339Nano trims trailing zeros) to Unix ns."""
+    """RFC 3339 in UTC with up to nanoseconds (Go's RFC3339Nano trims trailing zeros) to Unix ns.
+    A time past int64 ns (year 2262) is no kubelet's stamp: refused like any malformed one."""
     raw = value.encode("ascii", "replace") if isinstance(value, str) else value
     # The kubelet's own form, in a second seen before: one lookup and one int().
     seconds = _SECONDS.get(raw[:19])
     if seconds is not None and raw[19:20] == b"." and raw[-1:] == b"Z" and 21 < len(raw) <= 30:
         digits = raw[20:-1]
-        if digits.isdigit():
+        if digits.isdigit() and seconds < _LAST_SECOND:
             return seconds * 1_000_000_000 + int(digits) * _SCALE[len(digits)]
     if raw[-1:] != b"Z" or len(raw) < 20:
         raise ValueError(f"not a UTC timestamp: {value!r}")
@@ -44,7 +49,10 @@ def timestamp_ns(value: str | bytes) -> int:
         if len(_SECONDS) > 4096:
             _SECONDS.clear()
         _SECONDS[body] = seconds
-    return seconds * 1_000_000_000 + frac
+    ns = seconds * 1_000_000_000 + frac
+    if ns > MAX_NS:
+        raise ValueError(f"timestamp beyond int64 ns: {value!r}")
+    return ns
 
 
 def rfc3339_nanos(ns: int) -> str:

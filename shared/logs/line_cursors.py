@@ -11,6 +11,9 @@ one table lookup per moving byte, done a column at a time with `bytes.translate`
 big integers; one base64 call encodes the lot (a body plus its checksum is a multiple of three
 bytes long, so each line's part is a fixed-width slice of the result). The output is byte for
 byte what `ActiveEncoder.text` makes line by line.
+
+Where the C module `shared.logs._rows` was built, `Tracker.rows` lays a whole batch out with its
+cursors in one pass instead (the common case; the rest still comes here): see `_rows.c`.
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ import zlib
 
 from shared.logs.cursor import Cursor
 from shared.logs.tokens import CRC16, NS, POD, pack_entry, put_varint
+
+try:  # compiled by `pip install` where a C compiler is at hand (setup.py); optional
+    from shared.logs._rows import CONTENT, PART, STAMP
+    from shared.logs._rows import rows as native_rows
+except ImportError:  # the Python path below does it all, a little slower
+    native_rows = None
+    STAMP, CONTENT, PART = 0, 1, 2
 
 _NS_SMALL = struct.Struct(">QBB")  # ns, and `same` and `piece` when each fits one varint byte
 _URLSAFE = bytes.maketrans(b"+/", b"-_")

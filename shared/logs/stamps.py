@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from itertools import repeat
 
-from shared.logs.cursor import timestamp_ns
+from shared.logs.cursor import MAX_NS, timestamp_ns
 
 _WIDTH = 30  # `YYYY-MM-DDTHH:MM:SS.` (20) + at most 9 digits + `Z`
 _FIXED = 17  # `YYYY-MM-DDTHH:MM:`: the same in every line of a batch that stays within a minute
@@ -27,6 +27,7 @@ _CLASS = bytes(1 if c in _DIGITS else 2 if c == ord("Z") else 0 if c == ord(".")
 # Digit pairs combined in one-byte lanes (at most 99) before they are spread into 8-byte lanes:
 # (tens column, units column or None, weight in ns).
 _PAIRS = [(17, 18, 10**9), (20, 21, 10**7), (22, 23, 10**5), (24, 25, 10**3), (26, 27, 10), (28, None, 1)]
+_LAST_MINUTE = MAX_NS - MAX_NS % 60_000_000_000
 _MINUTES: dict[bytes, int] = {}  # `YYYY-MM-DDTHH:MM:` to its ns, parsed strictly
 
 
@@ -82,7 +83,9 @@ def _columns(stamps: list[bytes], zoned: bool) -> list[int] | None:
             pair = pair * 10 + int.from_bytes(laid[units::_WIDTH].translate(_VALUE), "big")
         lane[7::8] = pair.to_bytes(n, "big")
         total += int.from_bytes(lane, "big") * weight
-    return list(struct.unpack(f">{n}Q", total.to_bytes(8 * n, "big")))
+    values = list(struct.unpack(f">{n}Q", total.to_bytes(8 * n, "big")))
+    # Only the minute 2262-04-11T23:47 (its start parsed above) can end past int64 ns.
+    return values if minute < _LAST_MINUTE or max(values) <= MAX_NS else None
 
 
 def _minute_ns(fixed: bytes) -> int | None:

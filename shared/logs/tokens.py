@@ -31,15 +31,14 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from shared.logs.cursor import Cursor
+from shared.logs.cursor import MAX_NS, Cursor
 
 VERSION = 2
 MAX_TOKEN = 8192  # characters; far above any real run's token, refused before decoding
 MAX_ENTRIES = 4096
 # Bounds of a decoded cursor: anything beyond cannot have come from a stream (a kubelet stamp is a
-# Go time in int64 ns; lines and bytes of one stamp or one line far below 2**40), so it is refused
-# instead of reaching the log reader.
-MAX_NS = 2**63 - 1
+# Go time in int64 ns, `MAX_NS`; lines and bytes of one stamp or one line far below 2**40), so it
+# is refused instead of reaching the log reader.
 MAX_COUNT = 2**40
 
 

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 from shared.logs.cursor import Cursor, timestamp_ns
-from shared.logs.line_cursors import ActiveEncoder
+from shared.logs.events import LogLines
+from shared.logs.line_cursors import ActiveEncoder, native_rows
 from shared.logs.stamps import stamps_ns
 from shared.logs.tokens import (
     Binding,
@@ -63,6 +64,31 @@ class Tracker:
         parts = self._moved(encoder, stamps[:-1], zoned, ns, same) if len(stamps) > 1 else []
         parts.append(encoder.text(end.ns, end.same, end.piece))
         return parts
+
+    def rows(self, event: LogLines, template: tuple[bytes | int, ...], json: bool) -> bytes | None:
+        """`event`'s lines laid out by `template` (bytes, and `STAMP`, `CONTENT`, `PART` of
+        `shared.logs.line_cursors`), the cursor after each line as its `PART`, in one pass of the
+        compiled `shared.logs._rows`; moves past the lines like `line_cursors`. None, with nothing
+        moved, where the Python path has to do it: no compiled module, or a batch it leaves to
+        Python (`json`: a line whose content is not its own JSON string)."""
+        end = event.cursor
+        if native_rows is None or not event.stamped or not event.pod or event.index < 0 or not end.started:
+            return None
+        _, crc = self.stable()
+        key = self._pod(event.pod)
+        entry = self.active.get(key)
+        ns, same = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == event.index else (-1, 0)
+        self.active[key] = (event.index, end)
+        encoder = ActiveEncoder(self.active, key, crc)
+        out = native_rows(
+            event.data, template, encoder.head, encoder.tail, crc, ns, same, end.ns, end.same, end.piece, json
+        )
+        if out is None:  # as it was: the Python path moves past the lines itself
+            if entry is None:
+                del self.active[key]
+            else:
+                self.active[key] = entry
+        return out
 
     @staticmethod
     def _moved(encoder: ActiveEncoder, stamps: list[bytes], zoned: bool, ns: int, same: int) -> list[bytes]:

@@ -26,6 +26,7 @@ import orjson
 
 from shared.logs.controls import neutralised, neutralised_text
 from shared.logs.events import AttemptDone, Event, Heartbeat, LogLines, Notice, RunFinished, RunStarted, StreamEnded
+from shared.logs.line_cursors import CONTENT, PART, STAMP
 from shared.logs.tracker import Tracker
 
 INTERRUPTED = "[stream interrupted] "  # a line that starts with this is the last of a cut stream
@@ -118,6 +119,10 @@ class TextWriter:
     def _with_cursors(self, event: LogLines, prefix: bytes) -> bytes:
         tracker = self.tracker
         assert tracker is not None
+        shown_native = (STAMP, b"Z ", CONTENT) if self.timestamps else (CONTENT,)
+        native = tracker.rows(event, (b".", PART, b" " + prefix, *shown_native, b"\n"), json=False)
+        if native is not None:
+            return tracker.lead()[:-1] + native
         cells = _cells(event) if event.lines >= _FEW else None
         if cells is None:
             rows = event.split()
@@ -205,6 +210,12 @@ class NdjsonWriter:
 
     def _lines(self, event: LogLines) -> bytes:
         tracker = self.tracker
+        if tracker is not None:
+            cursor = b'","cursor":"' + tracker.stable()[0].encode() + b"."
+            row = (self._head(event) + b'"', STAMP, b'Z","line":"', CONTENT, cursor, PART, b'"}\n')
+            native = tracker.rows(event, row, json=True)
+            if native is not None:
+                return native
         cells = _cells(event) if event.lines >= _FEW else None
         if cells is None:
             return self._one_by_one(event)
