@@ -8,7 +8,13 @@ PORT ?= 8080
 
 all: test
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# setup.py compiles shared/logs/_rows.c where gcc and Python's headers are (as root they are
+# installed first); a change to it needs the editable install run again.
+$(VENV)/.installed: pyproject.toml constraints.txt setup.py shared/logs/_rows.c
+	@[ "$$(id -u)" != 0 ] || { command -v gcc >/dev/null && \
+		[ -e "$$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" ]; } || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			gcc libc6-dev python3-dev >/dev/null)
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
