@@ -8,6 +8,7 @@ node cannot make on demand (mid-line cuts, slow chunks) stay in test_reliability
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import subprocess
@@ -412,10 +413,37 @@ def _rotated_while_read(run: PlayedRun) -> None:
     assert _rotated_files(run.pods("build")[0]), "the kubelet did not rotate"
 
 
-def _gaps_said_where_they_are(got: list[bytes], expected: list[bytes]) -> list[bytes]:
+def _files_on_node(pod: str) -> list[list[int]]:
+    """The numbers of the step's lines in each of its log files still on the node, oldest file
+    first (rotated ones are named after the time they were rotated; some may be compressed)."""
+    (folder,) = Path("/var/log/pods").glob(f"{NS}_{pod}_*/step-spam")
+    files = sorted(folder.glob("*.log.*"), key=lambda f: f.name.removesuffix(".gz")) + sorted(folder.glob("*.log"))
+    numbered_lines = []
+    for file in files:
+        if file.name.endswith(".tmp"):  # being compressed: its content is in the file beside it
+            continue
+        raw = gzip.decompress(file.read_bytes()) if file.name.endswith(".gz") else file.read_bytes()
+        rows = [line.split(b"rotate line ", 1)[1] for line in raw.splitlines() if b"rotate line " in line]
+        numbered_lines.append([int(row.split()[0]) for row in rows])
+    return numbered_lines
+
+
+def _dropped_by_the_kubelet(files: list[list[int]], first: int, after: int) -> bool:
+    """Lines `first`..`after - 1` are the end of one log file and `after` begins the next. kubelet
+    1.20's follow, at the end of a file when the kubelet renames it away, opens the new file at
+    once: what containerd still wrote to the old one before it reopened is never sent, and no API
+    serves a rotated file. The listener cannot see those lines go missing."""
+    missing = list(range(first, after))
+    return any(older[-len(missing) :] == missing and newer[:1] == [after] for older, newer in itertools.pairwise(files))
+
+
+def _gaps_said_where_they_are(
+    got: list[bytes], expected: list[bytes], files: list[list[int]] | None = None
+) -> list[bytes]:
     """The step's lines (notices left out): in order, none repeated but one the kubelet sent again
     stamped like the line before it, and wherever lines are missing, in the middle or at the end,
-    the stream says so right there."""
+    the stream says so right there; but for the end of a file the kubelet's own follow never sent
+    (`_dropped_by_the_kubelet`, checked against the node's `files`)."""
     lines = [line for line in got if not line.startswith(ROTATED)]
     assert set(lines) <= set(expected)
     numbers = [int(line.split()[2]) for line in lines]
@@ -432,7 +460,11 @@ def _gaps_said_where_they_are(got: list[bytes], expected: list[bytes]) -> list[b
         number = int(line.split()[2])
         if number == previous:
             continue
-        assert number == previous + 1 or said, f"lines {previous + 1}..{number - 1} missing and not said"
+        unsaid = number != previous + 1 and not said
+        if unsaid and files is not None and _dropped_by_the_kubelet(files, previous + 1, number):
+            print(f"lines {previous + 1}..{number - 1}: the end of a rotated file, never sent by the kubelet")
+        else:
+            assert not unsaid, f"lines {previous + 1}..{number - 1} missing and not said"
         previous, said = number, False
     return lines
 
@@ -450,9 +482,10 @@ def test_log_rotation_by_the_kubelet(node_cluster: Cluster, played: Callable[...
     try:
         run, body, kubectl_lines = _played_beside_kubectl(node_cluster, played, scenario, "step-spam")
         _rotated_while_read(run)
+        files = _files_on_node(run.pods("build")[0])
     finally:
         node_cluster.node.restart_kubelet(log_max_size="500Mi")
-    lines = _gaps_said_where_they_are(task_lines(body)[("build", "spam")], expected)
+    lines = _gaps_said_where_they_are(task_lines(body)[("build", "spam")], expected, files)
     # kubectl may read lines twice across a rotation (seen: 25,500 lines for 25,000): count distinct ones
     assert len(lines) >= len(set(kubectl_lines)), (len(lines), len(kubectl_lines), len(set(kubectl_lines)))
 
@@ -472,10 +505,11 @@ def test_log_rotation_with_a_client_slower_than_the_step(
         run.wait(180)
         body = follower.body()
         _rotated_while_read(run)
+        files = _files_on_node(run.pods("build")[0])
     finally:
         node_cluster.node.restart_kubelet(log_max_size="500Mi")
     assert b"Succeeded" in final_line(body)
-    _gaps_said_where_they_are(task_lines(body)[("build", "spam")], expected)
+    _gaps_said_where_they_are(task_lines(body)[("build", "spam")], expected, files)
 
 
 def test_log_rotation_while_the_client_stalls(
@@ -511,8 +545,9 @@ def test_log_rotation_while_the_client_stalls(
         follower.hold = hold
         run.wait(180)
         body = follower.body()
+        files = _files_on_node(run.pods("build")[0])
     finally:
         node_cluster.node.restart_kubelet(log_max_size="500Mi")
     assert len(seen) >= 4, seen
     assert b"Succeeded" in final_line(body)
-    _gaps_said_where_they_are(task_lines(body)[("build", "spam")], expected)
+    _gaps_said_where_they_are(task_lines(body)[("build", "spam")], expected, files)
