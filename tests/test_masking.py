@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.logs.masking import BLOCK, MIN_SECRET_LENGTH, SecretMasker
+from shared.logs.matcher import Matcher
 from shared.logs.secret_forms import forms
 
 
@@ -245,3 +246,23 @@ def test_a_long_certificate_bundle_is_masked_line_by_line_in_one_pass() -> None:
     # The whole bundle base64-encoded on one line (`base64 -w0 bundle.pem`) is masked too.
     out = masker.mask(b"b64 " + base64.b64encode(pem) + b"\n")
     assert out.startswith(b"b64 ***") and len(out) <= len(b"b64 ***\n") + 4  # the final newline's bits
+
+
+def _covered(spans: list[tuple[int, int]]) -> set[int]:
+    return {i for start, end in spans for i in range(start, end)}
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text_with_secrets(), st.integers(min_value=0, max_value=400))
+def test_matcher_spans_cover_exactly_every_occurrence(case: tuple[list[bytes], bytes, list[int]], cut: int) -> None:
+    """What a match's listed continuations find (`matcher._continuations`) is what the overlapping
+    search around each match finds, and both what a search for each pattern at every position
+    finds: the same characters covered, for occurrences starting before `cut`."""
+    secrets, data, _ = case
+    cut = min(cut, len(data))
+    listed = Matcher(secrets)
+    searched = Matcher(secrets)
+    searched._continuations = None  # the path a set too large for continuations takes
+    every = [(i, i + len(s)) for s in set(secrets) for i in range(len(data)) if i < cut and data.startswith(s, i)]
+    assert _covered(listed.occurrences(data, cut)) == _covered(every)
+    assert _covered(searched.occurrences(data, cut)) == _covered(every)
