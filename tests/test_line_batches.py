@@ -231,3 +231,14 @@ def test_ndjson_line_whose_first_word_is_no_ascii_stamp_has_no_timestamp() -> No
                 if tracker is not None:
                     got = [decode(o["cursor"], binding).position("pod-1") for o in objects]
                     assert got == [(0, c) for c in ends], (odd, n)
+
+
+def test_a_z_inside_a_stamp_is_no_padding() -> None:
+    """A batch parse pads stamps with `Z`: a `Z` of the stamp's own (`…00.5ZZ`) must not pass for
+    padding, as the line-by-line parse refuses it."""
+    minute = [b"2026-12-03T10:00:%02d.5Z" % i for i in range(8)]
+    for odd in (b"2026-12-03T10:00:00.5ZZ", b"2026-12-03T10:00:00.Z5Z", b"2026-12-03T10:00:00ZZ"):
+        stamps = [*minute, odd]
+        assert stamps_ns(stamps) == [one_by_one(s) for s in stamps], odd
+        trimmed = [s[:-1] for s in stamps]
+        assert stamps_ns(trimmed, zoned=False) == [one_by_one(s + b"Z") for s in trimmed], odd

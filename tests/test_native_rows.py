@@ -191,3 +191,40 @@ def test_bad_templates_are_errors_not_crashes() -> None:
     assert native_rows(b"no newline at the end", (CONTENT,), *args) is None
     assert native_rows(b"", (CONTENT,), *args) is None
     assert native_rows(data, (CONTENT,), b"", b"", 0, -1, 0, BASE, 128, 0, True) is None
+
+
+@pytest.mark.parametrize("make", MAKERS, ids=["ndjson", "text cursors", "text cursors timestamps"])
+def test_counts_of_lines_sharing_a_stamp_past_one_byte_are_left_to_python(make: Callable[[Tracker], Writer]) -> None:
+    """Past 127 lines in a row with one timestamp a cursor's count takes two bytes: that batch is
+    Python's, whether the count grows inside it or was already near the limit (a resumed stream)."""
+    stamp = kubelet_stamp(BASE)
+    for lines, start_same in ((130, 0), (5, 0x7E), (5, 0x7F), (1, 0x7F)):
+        earlier = Tracker(BINDING)
+        if start_same:
+            earlier.advance("pod", 0, Cursor(BASE, start_same))
+        point = decode(earlier.token(), BINDING)
+        native_writer, native, python_writer, python = _pair(make, point)
+        CountingTracker.native = 0
+        data = b"".join(stamp + b" same stamp %d\n" % i for i in range(lines))
+        end = Cursor(BASE, min(start_same + lines, 0x7F))
+        event = LogLines("build", "compile", data, lines, end, True, 0, "pod", 0)
+        assert native_writer.write(event) == python_writer.write(event), (lines, start_same)
+        assert native.token() == python.token()
+        assert CountingTracker.native == (start_same + lines - 1 < 0x80), (lines, start_same)
+
+
+def test_a_failing_call_moves_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error in the compiled pass (memory) leaves the tracker where it was: no token may name
+    lines that did not go out."""
+    import shared.logs.tracker as tracker_module
+
+    def failing(*args: object) -> bytes:
+        raise MemoryError
+
+    tracker = Tracker(BINDING)
+    before = tracker.token()
+    monkeypatch.setattr(tracker_module, "native_rows", failing)
+    event = LogLines("t", "s", kubelet_stamp(BASE) + b" x\n", 1, Cursor(BASE, 1), True, 0, "pod", 0)
+    with pytest.raises(MemoryError):
+        NdjsonWriter(tracker).write(event)
+    assert tracker.token() == before

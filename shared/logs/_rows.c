@@ -23,6 +23,8 @@
 enum { ITEM_STAMP = 0, ITEM_CONTENT = 1, ITEM_PART = 2 };
 #define MAX_ITEMS 16
 #define MAX_BODY 4096 /* an active part's packed body; a real one is tens of bytes */
+#define MAX_CONST (1 << 20) /* bytes of one template constant; a real one is a few hundred */
+#define MIN_LINE 22 /* `<19-character stamp>Z \n`: the shortest line laid out here */
 
 static uint32_t crc_table[256];
 
@@ -177,6 +179,10 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
             codes[k] = -1;
             consts[k] = PyBytes_AS_STRING(item);
             const_lens[k] = PyBytes_GET_SIZE(item);
+            if (const_lens[k] > MAX_CONST) { /* with MAX_ITEMS of them, a row's constants stay small */
+                result = Py_NewRef(Py_None);
+                goto done;
+            }
             row_fixed += const_lens[k];
         } else if (PyLong_Check(item)) {
             long code = PyLong_AsLong(item);
@@ -192,9 +198,10 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
         }
     }
 
-    /* the cases the packed body below is laid out for (else: the Python path) */
-    if (size == 0 || in[size - 1] != '\n' || prev_same < 0 || end_ns < 0 || end_same < 0 || end_same >= 0x80 ||
-        end_piece < 0 || end_piece >= 0x80 || head.len + tail.len + 12 > MAX_BODY) {
+    /* the cases the packed body below is laid out for (else: the Python path); a count that
+     * reaches 0x80 falls back anyway, so a larger one is clamped there (no overflow) */
+    if (size == 0 || size > INT32_MAX || in[size - 1] != '\n' || prev_same < 0 || end_ns < 0 || end_same < 0 ||
+        end_same >= 0x80 || end_piece < 0 || end_piece >= 0x80 || head.len + tail.len + 12 > MAX_BODY) {
         result = Py_NewRef(Py_None);
         goto done;
     }
@@ -202,7 +209,8 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
     /* pass 1: cut and check every line */
     Py_ssize_t n = 0;
     for (Py_ssize_t i = 0; i < size; i++) n += in[i] == '\n';
-    lines = PyMem_Malloc(sizeof(Line) * (size_t)n);
+    if (n > size / MIN_LINE) goto fallback; /* a line too short to be laid out here */
+    lines = PyMem_New(Line, (size_t)n);
     if (lines == NULL) {
         PyErr_NoMemory();
         goto done;
@@ -211,8 +219,11 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
     int64_t cached = -1;
     Py_ssize_t stamps = 0, contents = 0; /* bytes over all lines */
     const unsigned char *p = in, *end = in + size;
+    int64_t ns = prev_ns;
+    long same = prev_same < 0x80 ? prev_same : 0x80;
     for (Py_ssize_t i = 0; i < n; i++) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL) goto fallback; /* a buffer that changed under us (bytes never do) */
         const unsigned char *space = memchr(p, ' ', (size_t)(nl - p));
         if (space == NULL || space - p < 2 || space[-1] != 'Z') goto fallback;
         Line *line = &lines[i];
@@ -223,6 +234,9 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
         line->ns = stamp_ns(p, line->stamp_len, cache, &cached);
         if (line->ns < 0) goto fallback;
         if (json && !json_safe(line->content, line->content_len)) goto fallback;
+        same = line->ns == ns ? (same < 0x80 ? same + 1 : same) : 1;
+        ns = line->ns;
+        if (uses[ITEM_PART] && i < n - 1 && same >= 0x80) goto fallback; /* past one varint byte */
         stamps += line->stamp_len;
         contents += line->content_len;
         p = nl + 1;
@@ -236,23 +250,25 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
     memcpy(body + head.len + 10, tail.buf, (size_t)tail.len);
     const uint32_t head_crc = crc32_update((uint32_t)seed, body, (size_t)head.len);
 
-    /* bounds that keep the size below within 64 bits: n and the byte sums are at most `size`
-     * (< 2^31), a row's constants < 2^24 bytes, items <= MAX_ITEMS, a part < 2^13 characters */
-    if (size > INT32_MAX || row_fixed > (1 << 24)) goto fallback;
-    Py_ssize_t total = n * (row_fixed + uses[ITEM_PART] * part_len) + uses[ITEM_STAMP] * stamps +
-                       uses[ITEM_CONTENT] * contents;
+    /* In 64 bits, whatever Py_ssize_t is: n and the byte sums are at most `size` (< 2^31), a
+     * row's constants at most MAX_ITEMS * MAX_CONST (2^24), a part under 2^13 characters. */
+    const uint64_t wide = (uint64_t)n * ((uint64_t)row_fixed + (uint64_t)uses[ITEM_PART] * (uint64_t)part_len) +
+                          (uint64_t)uses[ITEM_STAMP] * (uint64_t)stamps +
+                          (uint64_t)uses[ITEM_CONTENT] * (uint64_t)contents;
+    if (wide > (uint64_t)PY_SSIZE_T_MAX) goto fallback;
+    const Py_ssize_t total = (Py_ssize_t)wide;
     result = PyBytes_FromStringAndSize(NULL, total);
     if (result == NULL) goto done;
     char *out = PyBytes_AS_STRING(result);
 
-    /* pass 2: write the rows */
-    int64_t ns = prev_ns;
-    long same = prev_same;
+    /* pass 2: write the rows (the counts as pass 1 found them below 0x80) */
+    ns = prev_ns;
+    same = prev_same < 0x80 ? prev_same : 0x80;
     for (Py_ssize_t i = 0; i < n; i++) {
         Line *line = &lines[i];
         int64_t at_ns;
         long at_same, at_piece = 0;
-        same = line->ns == ns ? same + 1 : 1;
+        same = line->ns == ns ? (same < 0x80 ? same + 1 : same) : 1;
         ns = line->ns;
         if (i == n - 1) {
             at_ns = end_ns;
@@ -273,10 +289,6 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
                 out += line->content_len;
                 break;
             case ITEM_PART: {
-                if (at_same >= 0x80) {
-                    Py_CLEAR(result);
-                    goto fallback;
-                }
                 unsigned char *moving = body + head.len;
                 for (int b = 0; b < 8; b++) moving[b] = (unsigned char)((uint64_t)at_ns >> (56 - 8 * b));
                 moving[8] = (unsigned char)at_same;

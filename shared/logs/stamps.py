@@ -48,8 +48,10 @@ def stamps_ns(stamps: list[bytes], zoned: bool = True) -> list[int]:
 
 def _columns(stamps: list[bytes], zoned: bool) -> list[int] | None:
     n = len(stamps)
-    if zoned and (b"\n".join(stamps) + b"\n").count(b"Z\n") != n:
-        return None  # a stamp that does not end with `Z`
+    joined = b"\n".join(stamps) + b"\n"
+    if joined.count(b"Z") != (n if zoned else 0) or (zoned and joined.count(b"Z\n") != n):
+        # A stamp with a `Z` anywhere but at its end (`…00.5ZZ`) would read as padded: not a timestamp.
+        return None
     laid = b"".join(map(bytes.ljust, stamps, repeat(_WIDTH, n), repeat(b"Z", n)))
     if len(laid) != _WIDTH * n:
         return None  # a stamp too long

@@ -80,14 +80,17 @@ class Tracker:
         ns, same = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == event.index else (-1, 0)
         self.active[key] = (event.index, end)
         encoder = ActiveEncoder(self.active, key, crc)
-        out = native_rows(
-            event.data, template, encoder.head, encoder.tail, crc, ns, same, end.ns, end.same, end.piece, json
-        )
-        if out is None:  # as it was: the Python path moves past the lines itself
-            if entry is None:
-                del self.active[key]
-            else:
-                self.active[key] = entry
+        out = None
+        try:
+            out = native_rows(
+                event.data, template, encoder.head, encoder.tail, crc, ns, same, end.ns, end.same, end.piece, json
+            )
+        finally:
+            if out is None:  # as it was (also on an error): the Python path moves past the lines itself
+                if entry is None:
+                    del self.active[key]
+                else:
+                    self.active[key] = entry
         return out
 
     @staticmethod
