@@ -209,7 +209,7 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
     /* pass 1: cut and check every line */
     Py_ssize_t n = 0;
     for (Py_ssize_t i = 0; i < size; i++) n += in[i] == '\n';
-    if (n > size / MIN_LINE) goto fallback; /* a line too short to be laid out here */
+    if ((uint64_t)n * MIN_LINE > (uint64_t)size) goto fallback; /* a line too short to be laid out here */
     lines = PyMem_New(Line, (size_t)n);
     if (lines == NULL) {
         PyErr_NoMemory();
@@ -219,8 +219,6 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
     int64_t cached = -1;
     Py_ssize_t stamps = 0, contents = 0; /* bytes over all lines */
     const unsigned char *p = in, *end = in + size;
-    int64_t ns = prev_ns;
-    long same = prev_same < 0x80 ? prev_same : 0x80;
     for (Py_ssize_t i = 0; i < n; i++) {
         const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
         if (nl == NULL) goto fallback; /* a buffer that changed under us (bytes never do) */
@@ -234,9 +232,6 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
         line->ns = stamp_ns(p, line->stamp_len, cache, &cached);
         if (line->ns < 0) goto fallback;
         if (json && !json_safe(line->content, line->content_len)) goto fallback;
-        same = line->ns == ns ? (same < 0x80 ? same + 1 : same) : 1;
-        ns = line->ns;
-        if (uses[ITEM_PART] && i < n - 1 && same >= 0x80) goto fallback; /* past one varint byte */
         stamps += line->stamp_len;
         contents += line->content_len;
         p = nl + 1;
@@ -261,14 +256,13 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
     if (result == NULL) goto done;
     char *out = PyBytes_AS_STRING(result);
 
-    /* pass 2: write the rows (the counts as pass 1 found them below 0x80) */
-    ns = prev_ns;
-    same = prev_same < 0x80 ? prev_same : 0x80;
+    /* pass 2: write the rows */
+    int64_t ns = prev_ns;
+    int64_t same = prev_same < 0x80 ? prev_same : 0x80; /* + at most n < 2^31: no overflow */
     for (Py_ssize_t i = 0; i < n; i++) {
         Line *line = &lines[i];
-        int64_t at_ns;
-        long at_same, at_piece = 0;
-        same = line->ns == ns ? (same < 0x80 ? same + 1 : same) : 1;
+        int64_t at_ns, at_same, at_piece = 0;
+        same = line->ns == ns ? same + 1 : 1;
         ns = line->ns;
         if (i == n - 1) {
             at_ns = end_ns;
@@ -289,6 +283,10 @@ static PyObject *rows(PyObject *Py_UNUSED(self), PyObject *args) {
                 out += line->content_len;
                 break;
             case ITEM_PART: {
+                if (at_same >= 0x80) { /* past one varint byte: found this late, it is that rare */
+                    Py_CLEAR(result);
+                    goto fallback;
+                }
                 unsigned char *moving = body + head.len;
                 for (int b = 0; b < 8; b++) moving[b] = (unsigned char)((uint64_t)at_ns >> (56 - 8 * b));
                 moving[8] = (unsigned char)at_same;
