@@ -10,7 +10,7 @@ import pytest
 
 from shared.config import Settings
 from shared.kube.client import Kube, Resource, load_api_client
-from shared.kube.errors import Forbidden, KubeError, Unreachable
+from shared.kube.errors import Forbidden, KubeError, NotFound, Unreachable
 from shared.kube.listwatch import Changed, Listed, ListWatch
 from shared.kube.retry import MAX_BACKOFF, Backoff, backoff_delay, retrying
 from tests.sandbox.cluster import Cluster
@@ -151,3 +151,33 @@ def test_listwatch_since_a_version_too_old_lists_again(cluster: Cluster, namespa
     first = next(updates)  # the apiserver answers 410 for a version it no longer has
     assert isinstance(first, Listed) and [item["metadata"]["name"] for item in first.items] == ["present"]
     updates.close()
+
+
+def test_a_run_lookup_rides_over_a_transient_failure_of_its_first_get() -> None:
+    """A kube-apiserver under load answers a GET with 500 now and then (seen in a CI run: `/logs`
+    of a run that existed answered 502). The lookup's GET is retried like any break; a 404 is
+    not a break, and a lasting 5xx is still reported."""
+    from shared.runs.lookup import find_pipelinerun
+
+    class Flaky:
+        def __init__(self, failures: list[KubeError]) -> None:
+            self.failures = failures
+            self.calls = 0
+
+        def get_object(self, resource: Resource, namespace: str, name: str) -> dict:
+            self.calls += 1
+            if self.failures:
+                raise self.failures.pop(0)
+            return {"metadata": {"namespace": namespace, "name": name}}
+
+    flaky = Flaky([KubeError(500, "request failed")])
+    assert find_pipelinerun(flaky, "ns", "run", 0)["metadata"]["name"] == "run"  # type: ignore[arg-type]
+    assert flaky.calls == 2
+    lasting = Flaky([KubeError(500, "request failed")] * 3)
+    with pytest.raises(KubeError):
+        find_pipelinerun(lasting, "ns", "run", 0)  # type: ignore[arg-type]
+    assert lasting.calls == 3
+    gone = Flaky([NotFound(404, "not found")])
+    with pytest.raises(NotFound):
+        find_pipelinerun(gone, "ns", "run", 0)  # type: ignore[arg-type]
+    assert gone.calls == 1

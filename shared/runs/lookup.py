@@ -13,6 +13,7 @@ from contextlib import closing
 
 from shared.kube.client import PIPELINERUNS, TASKRUNS, Kube, NotFound
 from shared.kube.listwatch import Listed, ListWatch, Update
+from shared.kube.retry import retrying
 from shared.runs.model import PIPELINE_RUN_LABEL, Obj, is_done, owned_by, uid_of
 
 # A waiting watch is renewed this often; a departed client or a shutdown interrupts it sooner.
@@ -30,9 +31,10 @@ def find_pipelinerun(
     client_gone: Callable[[], bool] | None = None,
 ) -> Obj:
     """The run, waiting up to `wait_seconds` for it to be created; raises NotFound after that (or
-    once the client has gone: nobody is left to answer)."""
+    once the client has gone: nobody is left to answer). A transient failure of the first GET (a
+    5xx of an apiserver under load, a cut connection) is tried again twice, as any break is."""
     try:
-        return kube.get_object(PIPELINERUNS, namespace, name)
+        return retrying(lambda: kube.get_object(PIPELINERUNS, namespace, name), stop=stop)
     except NotFound:
         if wait_seconds <= 0:
             raise
