@@ -21,6 +21,7 @@ exactly what the occurrences cover.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import AnyStr, Generic
 
 import ahocorasick_rs
@@ -41,10 +42,15 @@ class Matcher(Generic[AnyStr]):
         longest = ahocorasick_rs.MatchKind.LeftmostLongest
         size = GROUP if len(items) <= GROUP * GROUPS else len(items)
         self._finders = [(i, make(items[i : i + size], matchkind=longest)) for i in range(0, len(items), size)]
-        # Standard semantics: the only kind that reports overlapping matches.
-        self._overlapping = make(items)
         self.max_len = max(len(p) for p in items)
         self._continuations = _continuations(items) if len(items) <= GROUP * GROUPS else None
+        self._items, self._make = items, make
+
+    @cached_property
+    def _overlapping(self) -> ahocorasick_rs.AhoCorasick | ahocorasick_rs.BytesAhoCorasick:
+        """Standard semantics, the only kind that reports overlapping matches: what a set too large
+        for continuations searches each match's neighbourhood with. Built only for such a set."""
+        return self._make(self._items)
 
     def occurrences(self, buf: AnyStr, cut: int) -> list[tuple[int, int]]:
         """(start, end) of the occurrences starting before `cut`, sorted by start: together they

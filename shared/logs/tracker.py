@@ -56,14 +56,22 @@ class Tracker:
         _, crc = self.stable()
         if not pod or index < 0 or not end.started:
             return [encode_active(self.active, crc).encode()] * len(stamps)
-        key = self._pod(pod)
-        entry = self.active.get(key)
-        ns, same = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == index else (-1, 0)
-        self.active[key] = (index, end)
-        encoder = ActiveEncoder(self.active, key, crc)
+        _, _, encoder, (ns, same) = self._move(pod, index, end, crc)
         parts = self._moved(encoder, stamps[:-1], zoned, ns, same) if len(stamps) > 1 else []
         parts.append(encoder.text(end.ns, end.same, end.piece))
         return parts
+
+    def _move(
+        self, pod: str, index: int, end: Cursor, crc: int
+    ) -> tuple[int, tuple[int, Cursor] | None, ActiveEncoder, tuple[int, int]]:
+        """Sets the attempt's entry to (`index`, `end`); returns its key, the entry it had, the
+        encoder of the active parts over the lines between, and where those lines start from
+        (ns, lines sharing it; (-1, 0) for a step not begun)."""
+        key = self._pod(pod)
+        entry = self.active.get(key)
+        start = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == index else (-1, 0)
+        self.active[key] = (index, end)
+        return key, entry, ActiveEncoder(self.active, key, crc), start
 
     def rows(self, event: LogLines, template: tuple[bytes | int, ...], json: bool) -> bytes | None:
         """`event`'s lines laid out by `template` (bytes, and `STAMP`, `CONTENT`, `PART` of
@@ -75,11 +83,7 @@ class Tracker:
         if native_rows is None or not event.stamped or not event.pod or event.index < 0 or not end.started:
             return None
         _, crc = self.stable()
-        key = self._pod(event.pod)
-        entry = self.active.get(key)
-        ns, same = (entry[1].ns, entry[1].same) if entry is not None and entry[0] == event.index else (-1, 0)
-        self.active[key] = (event.index, end)
-        encoder = ActiveEncoder(self.active, key, crc)
+        key, entry, encoder, (ns, same) = self._move(event.pod, event.index, end, crc)
         out = None
         try:
             out = native_rows(
