@@ -45,6 +45,8 @@ class Matcher(Generic[AnyStr]):
         self.max_len = max(len(p) for p in items)
         self._continuations = _continuations(items) if len(items) <= GROUP * GROUPS else None
         self._items, self._make = items, make
+        if self._continuations is None:
+            _ = self._overlapping  # built with the rest: the first stream is not the one to wait for it
 
     @cached_property
     def _overlapping(self) -> ahocorasick_rs.AhoCorasick | ahocorasick_rs.BytesAhoCorasick:
