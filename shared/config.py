@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.kube.names import key_problem
+
 log = logging.getLogger(__name__)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,8 +42,12 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self.environ: Mapping[str, str] = os.environ if environ is None else environ
 
-    def text(self, name: str, default: str = "") -> str:
-        return self.environ.get(name, "").strip() or default
+    def text(self, name: str, default: str = "", check: Callable[[str], str | None] | None = None) -> str:
+        """`check`: why a value is unfit (None: fit)."""
+        value = self.environ.get(name, "").strip()
+        if value and check and (problem := check(value)):
+            return self._rejected(name, problem, default)
+        return value or default
 
     def number(self, name: str, default: float, low: float = 0.0, high: float = math.inf) -> float:
         return self._parsed(name, default, float, low, high)
@@ -109,10 +115,12 @@ def setting(
     high: float = math.inf,
     secret: bool = False,
     choices: tuple[str, ...] = (),
+    check: Callable[[str], str | None] | None = None,
 ) -> Any:
     """A settings field read from the environment variable `var` by `load`; its type is its default's
-    (`choices`: the words a text setting may be, compared in lower case)."""
-    metadata = {"env": var, "low": low, "high": high, "secret": secret, "choices": choices}
+    (`choices`: the words a text setting may be, compared in lower case; `check`: why a text value
+    is unfit, or None)."""
+    metadata = {"env": var, "low": low, "high": high, "secret": secret, "choices": choices, "check": check}
     return field(default=default, repr=not secret, metadata=metadata)
 
 
@@ -140,7 +148,7 @@ def load(cls: type[S], env: Env) -> S:
         elif meta["choices"]:
             values[item.name] = env.choice(var, default, meta["choices"])
         else:
-            values[item.name] = env.text(var) or default
+            values[item.name] = env.text(var, default, meta["check"])
     return cls(**values)
 
 
@@ -238,8 +246,8 @@ class Settings:
     trusted_proxies: tuple[Network, ...] = setting("TRUSTED_PROXIES", ())
     # Where a run's commit SHA is for `?sha=`: a label (selected by the API server), or, when
     # RUN_SHA_ANNOTATION is set, that annotation (the namespace's runs are listed and filtered).
-    run_sha_label: str = setting("RUN_SHA_LABEL", "pipelinesascode.tekton.dev/sha")
-    run_sha_annotation: str = setting("RUN_SHA_ANNOTATION", "")
+    run_sha_label: str = setting("RUN_SHA_LABEL", "pipelinesascode.tekton.dev/sha", check=key_problem)
+    run_sha_annotation: str = setting("RUN_SHA_ANNOTATION", "", check=key_problem)
     auth: AuthSettings = field(default_factory=AuthSettings)
     streams: StreamSettings = field(default_factory=StreamSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)

@@ -39,6 +39,27 @@ def test_a_bad_value_is_logged_by_name_and_its_default_used(caplog: pytest.LogCa
     assert "NOTIFY_MAX_ATTEMPTS" in caplog.text and "NOTIFY_RETRY_BUDGET_SECONDS" in caplog.text
 
 
+@pytest.mark.parametrize(
+    ("value", "fit"),
+    [
+        ("ci.example.com/commit", True),
+        ("Commit_SHA.v2", True),
+        ("ci.example.com/commit sha", False),  # a selector would split it
+        ("CI.example.com/commit", False),  # the prefix is a DNS subdomain: lower case
+        ("ci.example.com/", False),
+        ("/commit", False),
+        ("a" * 64, False),
+        ("sha=1,x", False),  # would smuggle a second selector term
+    ],
+)
+def test_the_sha_label_and_annotation_must_be_keys(caplog: pytest.LogCaptureFixture, value: str, fit: bool) -> None:
+    caplog.set_level(logging.ERROR)
+    settings = Settings.from_env({"RUN_SHA_LABEL": value, "RUN_SHA_ANNOTATION": value})
+    expected = (value, value) if fit else ("pipelinesascode.tekton.dev/sha", "")
+    assert (settings.run_sha_label, settings.run_sha_annotation) == expected
+    assert ("RUN_SHA_LABEL" in caplog.text and "RUN_SHA_ANNOTATION" in caplog.text) is not fit
+
+
 def test_a_bad_trusted_proxy_list_is_refused_not_dropped() -> None:
     with pytest.raises(SettingsError, match="TRUSTED_PROXIES"):
         Settings.from_env({"TRUSTED_PROXIES": "10.0.0.0/8,nonsense"})

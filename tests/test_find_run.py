@@ -71,6 +71,9 @@ def test_no_match_is_404_after_the_wait(listener: Listener) -> None:
         ("/logs?eventid=" + "a" * 64, 400),
         ("/status?sha=xyz1234", 400),
         ("/status?sha=abc", 400),
+        ("/status?sha=" + "a" * 65, 400),
+        # A SHA-256 commit does not fit in a label value (63): refused before the API server is asked.
+        ("/logs?sha=" + "a" * 64, 400),
         (f"/logs/{NS}/some-run?eventid=e1", 404),  # a name and a selector: which one?
         ("/logs/Bad_NS?eventid=e1", 400),
     ],
@@ -81,6 +84,11 @@ def test_bad_selectors_are_refused_as_json(listener: Listener, path: str, code: 
     assert json.loads(body)["status"] == code
 
 
+def test_a_sha256_commit_with_a_label_says_what_to_configure(listener: Listener) -> None:
+    status, body = listener.get_json("/status?sha=" + "0a" * 32)
+    assert status == 400 and SHA_LABEL in body["error"] and "RUN_SHA_ANNOTATION" in body["error"]
+
+
 @pytest.fixture(scope="module")
 def by_annotation(cluster: Cluster) -> Iterator[Listener]:
     grant_listener(cluster, NS)
@@ -88,8 +96,11 @@ def by_annotation(cluster: Cluster) -> Iterator[Listener]:
         yield running
 
 
-def test_sha_from_an_annotation_set_after_creation(by_annotation: Listener, cluster: Cluster, sim: Simulator) -> None:
-    sha = uuid.uuid4().hex[:12]
+@pytest.mark.parametrize("digits", [12, 64])
+def test_sha_from_an_annotation_set_after_creation(
+    by_annotation: Listener, cluster: Cluster, sim: Simulator, digits: int
+) -> None:
+    sha = (uuid.uuid4().hex * 2)[:digits]
     with ThreadPoolExecutor(1) as pool:
         answer = pool.submit(by_annotation.get_json, f"/status?sha={sha}&wait=30")
         run = sim.play(SCENARIOS["success"](lines=1), NS).wait(60)

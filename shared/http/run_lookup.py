@@ -25,6 +25,8 @@ def find_run(svc: Service, req: RunRequest[SelectingQuery], wait: float) -> Obj:
         return find_pipelinerun(svc.kube, ref.namespace, ref.name, wait, svc.shutdown, req.client_gone)
     settings = svc.settings
     selector = RunSelector(req.query.eventid, req.query.sha, settings.run_sha_label, settings.run_sha_annotation)
+    if problem := selector.problem():
+        raise HttpError(400, problem)
     runs = find_runs(svc.kube, ref.namespace, selector, wait, svc.shutdown, req.client_gone)
     # Runs the caller may not read are neither found nor listed as candidates.
     runs = [run for run in runs if req.principal.may_read_run(labels_of(run))]

@@ -23,6 +23,21 @@ def object_name_problem(value: str) -> str | None:
     return _problem(value, "name", 253, _SUBDOMAIN, rule)
 
 
+_KEY_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+
+# A label value: what the API server accepts in a label selector's `key=value`.
+LABEL_VALUE_MAX = 63
+
+
+def key_problem(value: str) -> str | None:
+    """Why `value` is not a valid label or annotation key (`[prefix/]name`), or None."""
+    prefix, slash, name = value.rpartition("/")
+    if slash and (problem := _problem(prefix, "key prefix", 253, _SUBDOMAIN, "must be a DNS subdomain")):
+        return problem
+    rule = "must consist of alphanumeric characters, '-', '_' or '.', and start and end with an alphanumeric one"
+    return _problem(name, "key name", 63, _KEY_NAME, rule)
+
+
 def _problem(value: str, what: str, longest: int, pattern: re.Pattern[str], rule: str) -> str | None:
     if not value:
         return f"{what} is empty"
