@@ -32,7 +32,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cloudevents.exceptions import GenericException
 from cloudevents.http import from_http
 
 from shared.config import setting
@@ -90,7 +89,9 @@ class IngressGuard:
         so that nothing the SDK cannot read reaches the framework's fallback."""
         try:
             event = from_http(headers, body)
-        except (GenericException, ValueError, TypeError, RecursionError):
+        # Exception, not a list: the SDK reads hostile bytes and has raised AttributeError too (a
+        # structured body that is a JSON string); whatever it cannot read is no event, never a 500.
+        except Exception:
             return self._refuse(400, "not-cloudevent", NOT_AN_EVENT)
         if any(not isinstance(event.get(key), str) or not event.get(key) for key in REQUIRED_ATTRIBUTES):
             return self._refuse(400, "not-cloudevent", "id, source, specversion and type must be non-empty strings")
