@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings as hypothesis_settings
+from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 
 from shared.kube.errors import KubeError, NotFound
@@ -85,6 +87,56 @@ def test_parse_edge_cases() -> None:
     event = parse_event(T.format("unknown"), "x", pending)
     assert event is not None and event.rank == 0
     assert event.pipeline == "build-and-test"  # from spec.pipelineRef, stable from the first event on
+
+
+# Any JSON value, for any place in a payload: no API server checked what a CloudEvent carries.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+PAYLOAD_PLACES = [
+    ("metadata",),
+    ("metadata", "uid"),
+    ("metadata", "annotations"),
+    ("metadata", "labels"),
+    ("spec",),
+    ("spec", "params"),
+    ("spec", "params", 0),
+    ("spec", "params", 0, "name"),
+    ("spec", "params", 0, "value"),
+    ("spec", "pipelineRef"),
+    ("spec", "pipelineRef", "name"),
+    ("status",),
+    ("status", "conditions"),
+    ("status", "conditions", 0),
+    ("status", "conditions", 0, "type"),
+    ("status", "conditions", 0, "status"),
+    ("status", "conditions", 0, "reason"),
+    ("status", "startTime"),
+]
+
+
+@hypothesis_settings(max_examples=1000, deadline=None)
+@given(st.sampled_from(PAYLOAD_PLACES), JSON_VALUES, st.sampled_from(["running", "failed", "queued"]))
+def test_any_json_anywhere_in_a_payload_is_an_event_or_an_event_error(
+    place: tuple[str | int, ...], value: Any, state: str
+) -> None:
+    """Found by the fuzz (`spec.params` a number: a TypeError, a 500 Eventing would redeliver)."""
+    payload = data("02-failed")
+    run = payload["pipelineRun"]
+    run["spec"] |= {"params": [{"name": "revision", "value": SHA}], "pipelineRef": {"name": "build"}}
+    parent: Any = run
+    for key in place[:-1]:
+        parent = parent[key]
+    parent[place[-1]] = value
+    try:
+        event = parse_event(T.format(state), "x", json.dumps(payload).encode())
+    except EventError:
+        return
+    assert event is not None
+    assert all(isinstance(v, str) for v in (*event.params.values(), event.pipeline, event.reason, event.start_time))
+    assert event.rank >= 0 and event.outcome is not None
 
 
 ALLOW_ALL = "allow: [{gitlab: ['*'], github: ['*'], slack: ['*'], webhook: ['*']}]\n"

@@ -129,7 +129,8 @@ class RunEvent:
 def _params(spec: Mapping[str, Any]) -> dict[str, str]:
     """String params of the run (array/object params are kept as compact JSON)."""
     out: dict[str, str] = {}
-    for param in spec.get("params") or []:
+    params = spec.get("params")
+    for param in params if isinstance(params, list) else []:
         if not isinstance(param, Mapping) or not isinstance(param.get("name"), str):
             continue
         value = param.get("value")
