@@ -46,6 +46,11 @@ def test_log_query_validation() -> None:
     query = LogQuery.parse(Args([("task", "build,test"), ("step", "a"), ("timestamps", "")]), settings)
     assert query.tasks == {"build", "test"} and query.steps == {"a"} and query.timestamps
     assert LogQuery.parse(Args([]), settings, accept="application/x-ndjson").format == "ndjson"
+    # Spaces and tabs around a value (a shell variable's, or `+` in a query) are trimmed.
+    spaced = LogQuery.parse(
+        Args([("cursors", " true\t"), ("wait", " 5 "), ("task", " build "), ("tail", " 3")]), settings
+    )
+    assert (spaced.cursors, spaced.wait, spaced.tasks, spaced.tail) == (True, 5.0, {"build"}, 3)
     for bad in [
         ("format", "xml"),
         ("wait", "-1"),
@@ -55,6 +60,15 @@ def test_log_query_validation() -> None:
         ("task", "Bad_Name"),
         ("timestamps", "maybe"),
         ("wait", "99999999"),
+        # Python's str.strip drops these as whitespace: `cursors=%1D` read as a bare `cursors` (fuzz).
+        ("cursors", "\x1d"),
+        ("timestamps", "\x1ctrue"),
+        ("wait", "\x1f5"),
+        ("tail", "\u20035"),
+        ("since", "\x1e90s"),
+        ("task", "\x1dbuild"),
+        ("resume", "\x1dAAAA"),
+        ("format", "text\x00"),
     ]:
         try:
             LogQuery.parse(Args([bad]), settings)

@@ -45,6 +45,18 @@ class Args(Mapping[str, list[str]]):
         values = self._data.get(key)
         return values[-1] if values else None
 
+    def value(self, key: str) -> str | None:
+        """The last value, without the spaces or tabs around it; refused unless printable ASCII.
+        Only those are trimmed: `str.strip` also drops \\x1c-\\x1f, and `cursors=%1D` would read
+        as a bare `cursors`, which means true."""
+        raw = self.last(key)
+        if raw is None:
+            return None
+        value = raw.strip(" \t")
+        if not (value.isascii() and value.isprintable()):
+            raise QueryError(f"{key} must be printable ASCII")
+        return value
+
 
 def _check_known(args: Args, allowed: set[str]) -> None:
     unknown = sorted(set(args) - allowed)
@@ -53,10 +65,10 @@ def _check_known(args: Args, allowed: set[str]) -> None:
 
 
 def _bool(args: Args, name: str, default: bool) -> bool:
-    raw = args.last(name)
+    raw = args.value(name)
     if raw is None:
         return default
-    value = raw.strip().lower()
+    value = raw.lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
@@ -65,8 +77,8 @@ def _bool(args: Args, name: str, default: bool) -> bool:
 
 
 def _seconds(args: Args, name: str, default: float, maximum: float) -> float:
-    raw = args.last(name)
-    if raw is None or raw.strip() == "":
+    raw = args.value(name)
+    if not raw:
         return default
     try:
         value = float(raw)
@@ -83,7 +95,7 @@ def _names(args: Args, name: str) -> frozenset[str]:
     out: set[str] = set()
     for raw in args.get(name, []):
         for item in raw.split(","):
-            item = item.strip()
+            item = item.strip(" \t")
             if not item:
                 continue
             problem = object_name_problem(item)
@@ -134,7 +146,7 @@ class LogQuery:
     @classmethod
     def parse(cls, args: Args, settings: Settings, accept: str = "", last_event_id: str | None = None) -> LogQuery:
         _check_known(args, set(cls.ALLOWED))
-        fmt = (args.last("format") or "").strip().lower()
+        fmt = (args.value("format") or "").lower()
         if not fmt:
             fmt = next((f for media, f in _ACCEPTED if media in accept), "text")
         if fmt not in cls.FORMATS:
@@ -153,7 +165,7 @@ class LogQuery:
             cursors=_bool(args, "cursors", False),
             digest=_bool(args, "digest", True),
             digest_lines=_count(args, "digest_lines", LAST_LINES, MAX_LAST_LINES),
-            stop_commands=_stop_token(args.last("stop_commands")),
+            stop_commands=_stop_token(args.value("stop_commands")),
             eventid=eventid_arg(args),
             sha=sha_arg(args),
             max_bytes=_count(args, "max_bytes", 0, 2**40),
@@ -170,7 +182,7 @@ _TEN_YEARS = 10 * 365 * 86400.0
 def _duration(args: Args, name: str) -> float:
     """`90`, `90s`, `15m`, `2h`, `1h30m`: seconds (as `kubectl logs --since` takes them); 0, or
     more than ten years: no limit."""
-    raw = (args.last(name) or "").strip()
+    raw = args.value(name) or ""
     if not raw:
         return 0.0
     match = _DURATION.fullmatch(raw)
@@ -185,11 +197,10 @@ def _duration(args: Args, name: str) -> float:
 
 
 def _count(args: Args, name: str, default: int, maximum: int) -> int:
-    raw = args.last(name)
-    if raw is None or raw.strip() == "":
+    value = args.value(name)
+    if not value:
         return default
-    value = raw.strip()
-    if not value.isascii() or not value.isdigit() or int(value) > maximum:
+    if not value.isdigit() or int(value) > maximum:
         raise QueryError(f"{name} must be a whole number from 0 to {maximum}")
     return int(value)
 
@@ -234,7 +245,7 @@ def resume_token(raw: str | None) -> str | None:
     """A resume token's shape (base64url parts joined by a dot); its content is checked later."""
     if raw is None:
         return None
-    value = raw.strip()
+    value = raw.strip(" \t")
     if not value or len(value) > 8192 or any(c not in _TOKEN_CHARS for c in value):
         raise QueryError("resume must be a token from an earlier stream of this run (base64url)")
     return value
