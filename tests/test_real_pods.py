@@ -340,22 +340,30 @@ def _kubectl_follow(cluster: Cluster, pod: str, container: str, out: list[bytes]
         if proc.returncode == 0:
             out.extend(proc.stdout.splitlines())
             return
-        if b"waiting to start" not in proc.stderr and b"not found" not in proc.stderr:
+        # "not available": the container has no ID in the pod's status yet (seen just after the
+        # kubelet restarts, as the rotation tests make it do).
+        if not any(s in proc.stderr for s in (b"waiting to start", b"not found", b"is not available")):
             raise AssertionError(proc.stderr)
         time.sleep(0.1)
 
 
-def _follow_with_kubectl(cluster: Cluster, run: PlayedRun, task: str, container: str) -> tuple[threading.Thread, list]:
+def _follow_with_kubectl(
+    cluster: Cluster, run: PlayedRun, task: str, container: str
+) -> tuple[threading.Thread, list[bytes], list[BaseException]]:
     got: list[bytes] = []
+    failed: list[BaseException] = []
 
     def target() -> None:
-        while not run.pods(task):
-            time.sleep(0.05)
-        _kubectl_follow(cluster, run.pods(task)[0], container, got)
+        try:
+            while not run.pods(task):
+                time.sleep(0.05)
+            _kubectl_follow(cluster, run.pods(task)[0], container, got)
+        except BaseException as e:  # handed to the test: a thread's exception would only be a warning
+            failed.append(e)
 
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
-    return thread, got
+    return thread, got, failed
 
 
 def _played_beside_kubectl(
@@ -363,10 +371,12 @@ def _played_beside_kubectl(
 ) -> tuple[PlayedRun, bytes, list[bytes]]:
     """Plays a one-task scenario followed by /logs and by `kubectl logs -f` on the same container."""
     run, follower = played(scenario)
-    kubectl, kubectl_lines = _follow_with_kubectl(cluster, run, scenario.tasks[0].name, container)
+    kubectl, kubectl_lines, failed = _follow_with_kubectl(cluster, run, scenario.tasks[0].name, container)
     run.wait(180)
     body = follower.body()
     kubectl.join(60)
+    # The peer must have read: with its follow failed, "at least what kubectl got" would hold of nothing.
+    assert not kubectl.is_alive() and not failed and kubectl_lines, (kubectl.is_alive(), failed)
     return run, body, kubectl_lines
 
 
