@@ -8,8 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from shared.config import Settings
-from shared.kube.names import object_name_problem
+from shared.kube.names import label_value_problem, object_name_problem
 from shared.runs.digest import LAST_LINES, MAX_LAST_LINES
+
+# What is trimmed around a value: what a user may type. Not `str.strip()`'s whitespace, which
+# includes \x1c-\x1f: `cursors=%1D` would read as a bare `cursors`, which means true.
+_BLANKS = " \t"
 
 # A bare `?timestamps` means true, as curl users write it.
 _TRUE = {"1", "true", "yes", "on", ""}
@@ -46,13 +50,11 @@ class Args(Mapping[str, list[str]]):
         return values[-1] if values else None
 
     def value(self, key: str) -> str | None:
-        """The last value, without the spaces or tabs around it; refused unless printable ASCII.
-        Only those are trimmed: `str.strip` also drops \\x1c-\\x1f, and `cursors=%1D` would read
-        as a bare `cursors`, which means true."""
+        """The last value, without `_BLANKS` around it; refused unless printable ASCII."""
         raw = self.last(key)
         if raw is None:
             return None
-        value = raw.strip(" \t")
+        value = raw.strip(_BLANKS)
         if not (value.isascii() and value.isprintable()):
             raise QueryError(f"{key} must be printable ASCII")
         return value
@@ -95,7 +97,7 @@ def _names(args: Args, name: str) -> frozenset[str]:
     out: set[str] = set()
     for raw in args.get(name, []):
         for item in raw.split(","):
-            item = item.strip(" \t")
+            item = item.strip(_BLANKS)
             if not item:
                 continue
             problem = object_name_problem(item)
@@ -182,11 +184,11 @@ _TEN_YEARS = 10 * 365 * 86400.0
 def _duration(args: Args, name: str) -> float:
     """`90`, `90s`, `15m`, `2h`, `1h30m`: seconds (as `kubectl logs --since` takes them); 0, or
     more than ten years: no limit."""
-    raw = args.value(name) or ""
+    raw = args.value(name)
     if not raw:
         return 0.0
     match = _DURATION.fullmatch(raw)
-    if raw.replace(".", "", 1).isdigit() and raw.isascii():
+    if raw.replace(".", "", 1).isdigit():
         value = float(raw)
     elif match and any(match.groups()):
         hours, minutes, seconds = (float(g or 0) for g in match.groups())
@@ -205,7 +207,6 @@ def _count(args: Args, name: str, default: int, maximum: int) -> int:
     return int(value)
 
 
-_LABEL_VALUE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
 _SHA = re.compile(r"[0-9a-fA-F]{7,64}")
 
 
@@ -218,7 +219,10 @@ def _matching(args: Args, name: str, pattern: re.Pattern[str], rule: str) -> str
 
 def eventid_arg(args: Args) -> str | None:
     """A Tekton Triggers event ID: a label value."""
-    return _matching(args, "eventid", _LABEL_VALUE, "a label value: up to 63 letters, digits, '-', '_' or '.'")
+    raw = args.last("eventid")
+    if raw is not None and label_value_problem(raw):
+        raise QueryError("eventid must be a label value: up to 63 letters, digits, '-', '_' or '.'")
+    return raw
 
 
 def sha_arg(args: Args) -> str | None:
@@ -245,7 +249,7 @@ def resume_token(raw: str | None) -> str | None:
     """A resume token's shape (base64url parts joined by a dot); its content is checked later."""
     if raw is None:
         return None
-    value = raw.strip(" \t")
+    value = raw.strip(_BLANKS)
     if not value or len(value) > 8192 or any(c not in _TOKEN_CHARS for c in value):
         raise QueryError("resume must be a token from an earlier stream of this run (base64url)")
     return value

@@ -23,9 +23,9 @@ def object_name_problem(value: str) -> str | None:
     return _problem(value, "name", 253, _SUBDOMAIN, rule)
 
 
-_KEY_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
-
-# A label value: what the API server accepts in a label selector's `key=value`.
+# A key's name and a label value follow one rule (a value may also be empty; ours never are).
+_QUALIFIED = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+_QUALIFIED_RULE = "must consist of alphanumeric characters, '-', '_' or '.', and start and end with an alphanumeric one"
 LABEL_VALUE_MAX = 63
 
 
@@ -34,8 +34,12 @@ def key_problem(value: str) -> str | None:
     prefix, slash, name = value.rpartition("/")
     if slash and (problem := _problem(prefix, "key prefix", 253, _SUBDOMAIN, "must be a DNS subdomain")):
         return problem
-    rule = "must consist of alphanumeric characters, '-', '_' or '.', and start and end with an alphanumeric one"
-    return _problem(name, "key name", 63, _KEY_NAME, rule)
+    return _problem(name, "key name", 63, _QUALIFIED, _QUALIFIED_RULE)
+
+
+def label_value_problem(value: str) -> str | None:
+    """Why `value` is not a valid label value (`key=value` in a selector), or None."""
+    return _problem(value, "label value", LABEL_VALUE_MAX, _QUALIFIED, _QUALIFIED_RULE)
 
 
 def _problem(value: str, what: str, longest: int, pattern: re.Pattern[str], rule: str) -> str | None:

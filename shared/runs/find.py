@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from shared.kube.client import PIPELINERUNS, Kube
 from shared.kube.listwatch import Listed
-from shared.kube.names import LABEL_VALUE_MAX
+from shared.kube.names import LABEL_VALUE_MAX, label_value_problem
 from shared.runs.lookup import waiting_updates
 from shared.runs.model import Obj, labels_of, name_of
 
@@ -38,7 +38,7 @@ class RunSelector:
 
     def problem(self) -> str | None:
         """Why the API server would refuse this selection (checked before asking it), or None."""
-        if self.sha and not self.sha_annotation and len(self.sha) > LABEL_VALUE_MAX:
+        if self.sha and not self.sha_annotation and label_value_problem(self.sha):
             return (
                 f"sha has {len(self.sha)} digits, but the label {self.sha_label} holds at most {LABEL_VALUE_MAX} "
                 "characters; a SHA-256 commit is found by an annotation (RUN_SHA_ANNOTATION)"
